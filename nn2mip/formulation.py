@@ -93,7 +93,8 @@ def encode_network(
     input_cols = np.asarray(input_cols, dtype=np.int64)
     if input_cols.shape != (network.input_size,):
         raise InvalidInputError(
-            f"got {input_cols.shape[0]} input columns for a network with {network.input_size} inputs"
+            f"got {input_cols.shape[0]} input columns for a network with "
+            f"{network.input_size} inputs"
         )
     used = _used_neurons(network)
     enc = NetworkEncoding(network, bounds, input_cols, np.zeros(0, np.int64))
@@ -129,8 +130,9 @@ def encode_network(
         if lin.size:
             ylo = np.maximum(lo[lin], 0.0) if layer.relu else lo[lin]
             cols[lin] = model.add_cols(ylo, hi[lin])
-            _add_affine_rows(model, wv[lin], vcols, cols[lin], np.zeros(lin.size),
-                             beff[lin], beff[lin])
+            _add_affine_rows(
+                model, wv[lin], vcols, cols[lin], np.zeros(lin.size), beff[lin], beff[lin]
+            )
 
         # Unstable ReLUs: three rows and a binary each.
         uns = np.flatnonzero(kinds == UNSTABLE)
@@ -142,13 +144,18 @@ def encode_network(
             # y - W h >= b
             _add_affine_rows(model, wv[uns], vcols, ycols, None, beff[uns], np.inf)
             # y - W h - l a <= b - l
-            _add_affine_rows(model, wv[uns], vcols, ycols, (acols, -l_u), -np.inf,
-                             beff[uns] - l_u)
+            _add_affine_rows(model, wv[uns], vcols, ycols, (acols, -l_u), -np.inf, beff[uns] - l_u)
             # y - u a <= 0
             m = uns.size
             r = np.arange(m)
-            model.add_rows(np.concatenate([r, r]), np.concatenate([ycols, acols]),
-                           np.concatenate([np.ones(m), -u_u]), -np.inf, 0.0, n=m)
+            model.add_rows(
+                np.concatenate([r, r]),
+                np.concatenate([ycols, acols]),
+                np.concatenate([np.ones(m), -u_u]),
+                -np.inf,
+                0.0,
+                n=m,
+            )
 
         if is_last:
             # Every output needs a column, even a constant or inactive one.
@@ -184,8 +191,9 @@ def _add_affine_rows(
         rows.append(np.arange(m))
         cols.append(extra[0])
         vals.append(extra[1])
-    model.add_rows(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
-                   lower, upper, n=m)
+    model.add_rows(
+        np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), lower, upper, n=m
+    )
 
 
 def add_region(model: MipModel, region: InputRegion) -> np.ndarray:
@@ -196,10 +204,22 @@ def add_region(model: MipModel, region: InputRegion) -> np.ndarray:
         t = model.add_cols(0.0, np.maximum(c - region.lower, region.upper - c))
         r = np.arange(n)
         # t >= x - c  and  t >= c - x, then sum t <= eps
-        model.add_rows(np.concatenate([r, r]), np.concatenate([t, x]),
-                       np.concatenate([np.ones(n), -np.ones(n)]), -c, np.inf, n=n)
-        model.add_rows(np.concatenate([r, r]), np.concatenate([t, x]),
-                       np.concatenate([np.ones(n), np.ones(n)]), c, np.inf, n=n)
+        model.add_rows(
+            np.concatenate([r, r]),
+            np.concatenate([t, x]),
+            np.concatenate([np.ones(n), -np.ones(n)]),
+            -c,
+            np.inf,
+            n=n,
+        )
+        model.add_rows(
+            np.concatenate([r, r]),
+            np.concatenate([t, x]),
+            np.concatenate([np.ones(n), np.ones(n)]),
+            c,
+            np.inf,
+            n=n,
+        )
         model.add_rows(np.zeros(n), t, np.ones(n), -np.inf, region.eps, n=1)
     return x
 

@@ -75,8 +75,30 @@ def to_highs_lp(model: MipModel) -> highspy.HighsLp:
     return lp
 
 
+_banner_shown = False
+
+
 def _new_highs(verbose: bool) -> highspy.Highs:
-    h = highspy.Highs()
+    global _banner_shown
+    if _banner_shown or verbose:
+        h = highspy.Highs()
+    else:
+        # HiGHS prints a banner on stdout (C level) the first time; keep stdout clean for --json.
+        import os
+        import sys
+
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+    _banner_shown = True
     h.setOptionValue("output_flag", bool(verbose))
     return h
 
@@ -124,7 +146,15 @@ def solve_highs(
     t0 = time.perf_counter()
     h.run()
     elapsed = time.perf_counter() - t0
-    return _read_result(h, model, sign, elapsed, mip=model.num_binaries > 0 and not relax_integrality)
+    res = _read_result(
+        h, model, sign, elapsed, mip=model.num_binaries > 0 and not relax_integrality
+    )
+    if bound is not None and res.status == "infeasible":
+        # HiGHS uses objective_bound as a cutoff: "infeasible" then means no solution beats the
+        # cutoff, i.e. the bound is proven. (The models here always have feasible points.)
+        res.status = "objective_bound"
+        res.dual_bound = stop_below if model.sense == "max" else stop_above
+    return res
 
 
 def _read_result(

@@ -32,7 +32,10 @@ class MipModel:
     sense: Sense = "max"
 
     def add_cols(
-        self, lower: np.ndarray | float, upper: np.ndarray | float, n: int | None = None,
+        self,
+        lower: np.ndarray | float,
+        upper: np.ndarray | float,
+        n: int | None = None,
         integer: bool = False,
     ) -> np.ndarray:
         """Add a block of columns and return their indices."""

@@ -1,0 +1,54 @@
+"""Data sets. The embedded default is scikit-learn's bundled 8x8 digits (no download)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nn2mip.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split with inputs scaled to [0, 1] (float64) and integer labels."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def num_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
+    """scikit-learn's 1,797 8x8 digits, pixels scaled from 0..16 to [0, 1], split reproducibly."""
+    from sklearn.datasets import load_digits as _sk_digits
+
+    bunch = _sk_digits()
+    x = bunch.data.astype(np.float64) / 16.0
+    y = bunch.target.astype(np.int64)
+    perm = np.random.default_rng(seed).permutation(len(y))
+    n_test = int(round(test_fraction * len(y)))
+    test, train = perm[:n_test], perm[n_test:]
+    return Dataset("digits", x[train], y[train], x[test], y[test])
+
+
+def load_dataset(name: str, path: str | None = None) -> Dataset:
+    """Load a data set by name: ``digits`` (embedded) or ``mnist`` (IDX files in ``path``)."""
+    if name == "digits":
+        return load_digits()
+    if name == "mnist":
+        from nn2mip.mnist import load_mnist_dataset
+
+        if path is None:
+            raise InvalidInputError("mnist needs --data-dir pointing at the IDX files")
+        return load_mnist_dataset(path)
+    raise InvalidInputError(f"unknown data set {name!r}; choose 'digits' or 'mnist'")

@@ -1,0 +1,90 @@
+"""Training of MLPs on in-memory data, with optional weight masks kept exactly zero."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pruning.masks import Masks, apply_masks
+
+
+def make_mlp(
+    input_size: int, hidden: Sequence[int], output_size: int, seed: int = 0
+) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear``, float32, deterministic initialization."""
+    torch.manual_seed(seed)
+    sizes = [input_size, *hidden, output_size]
+    mods: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        mods.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            mods.append(nn.ReLU())
+    return nn.Sequential(*mods)
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The model's Linear layers in forward order."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def train(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    masks: Masks | None = None,
+    regularizer: Regularizer | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """Minimize cross-entropy (+ ``regularizer(model, batch_x)``) in place and return the model.
+
+    Masked weights are zeroed after every optimizer step, so momentum can never revive them;
+    ``after_step`` runs after that (proximal steps plug in here).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'sgd'")
+    loss_fn = nn.CrossEntropyLoss()
+    if masks is not None:
+        apply_masks(model, masks)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(yt), generator=gen)
+        for start in range(0, len(yt), batch_size):
+            idx = perm[start : start + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            if regularizer is not None:
+                loss = loss + regularizer(model, xt[idx])
+            loss.backward()
+            opt.step()
+            if masks is not None:
+                apply_masks(model, masks)
+            if after_step is not None:
+                after_step(model)
+    model.eval()
+    return model
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of rows of ``x`` whose argmax prediction equals ``y``."""
+    model.eval()
+    with torch.no_grad():
+        p = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype)).argmax(dim=1)
+    return float((p.numpy() == np.asarray(y)).mean())
