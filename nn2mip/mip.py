@@ -70,6 +70,13 @@ class MipModel:
         self.num_rows += n
         return idx
 
+    def set_col_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Change the bounds of existing columns (for instance to fix the inputs)."""
+        lo, hi = self.col_lower(), self.col_upper()
+        lo[np.asarray(cols)] = lower
+        hi[np.asarray(cols)] = upper
+        self._col_lower, self._col_upper = [lo], [hi]
+
     def set_objective(
         self, cols: np.ndarray, coefs: np.ndarray, sense: Sense = "max", offset: float = 0.0
     ) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from nn2mip.errors import InvalidInputError, InvalidNetworkError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare with np.array_equal, not ==
 class AffineLayer:
     """``y = relu?(W x + b)`` with ``W`` of shape (out, in)."""
 
@@ -42,7 +42,7 @@ class AffineLayer:
         return self.weight.shape[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Network:
     """A feed-forward ReLU network. The last layer is usually affine (no ReLU): the logits."""
 

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from adversarial.problems import targeted_attack, untargeted_attack
+from adversarial.witness import check_witness, margin_of
+from nn2mip.errors import InvalidInputError
+from nn2mip.region import ball_region
+
+
+def _correct(digits, net, start=0):
+    pred = net.predict(digits.x_test)
+    return [i for i in range(start, len(pred)) if pred[i] == digits.y_test[i]]
+
+
+def test_tiny_eps_is_robust_and_large_eps_adversarial(digits, digits_nets):
+    net, model = digits_nets["dense"]
+    i = _correct(digits, net)[0]
+    x, y = digits.x_test[i], int(digits.y_test[i])
+    small = untargeted_attack(net, x, y, 1e-4, "inf", time_limit=60, torch_model=model)
+    assert small.verdict == "robust"
+    assert small.bound is not None and small.bound < 0
+    big = untargeted_attack(net, x, y, 0.5, "inf", time_limit=60, torch_model=model)
+    assert big.verdict == "adversarial"
+    assert big.check is not None and big.check.passed
+    chk = check_witness(net, big.witness, ball_region(x, 0.5, "inf"), y)
+    assert chk.passed and chk.margin == pytest.approx(big.margin)
+
+
+@pytest.mark.parametrize("norm,eps", [("inf", 0.08), ("1", 2.0)])
+def test_loop_and_single_agree_and_witnesses_check(digits, digits_nets, norm, eps):
+    net, model = digits_nets["structured"]
+    for i in _correct(digits, net)[:4]:
+        x, y = digits.x_test[i], int(digits.y_test[i])
+        loop = untargeted_attack(net, x, y, eps, norm, time_limit=60, torch_model=model)
+        single = untargeted_attack(net, x, y, eps, norm, time_limit=60, strategy="single")
+        assert loop.verdict == single.verdict
+        for r in (loop, single):
+            if r.verdict == "adversarial":
+                region = ball_region(x, eps, norm)
+                assert region.contains(r.witness, tol=0.0).all()
+                assert margin_of(net.forward(r.witness), y, None) > 0
+
+
+def test_targeted_optimum_matches_sampling_bound(digits, digits_nets):
+    """Without early stop the MIP optimum is the true max margin: no sample beats it and
+    the witness attains it."""
+    net, _ = digits_nets["unstructured"]
+    i = _correct(digits, net)[1]
+    x, y = digits.x_test[i], int(digits.y_test[i])
+    t = (y + 1) % 10
+    r = targeted_attack(net, x, y, t, 0.05, "inf", time_limit=60, early_stop=False)
+    region = ball_region(x, 0.05, "inf")
+    samples = region.sample(5000, np.random.default_rng(0))
+    out = net.forward(samples)
+    assert (out[:, t] - out[:, y]).max() <= r.bound + 1e-6
+    assert r.solver_status == "optimal"
+
+
+def test_misclassified_center_is_its_own_witness(digits, digits_nets):
+    net, _ = digits_nets["dense"]
+    pred = net.predict(digits.x_test)
+    wrong = np.flatnonzero(pred != digits.y_test)
+    if wrong.size == 0:
+        pytest.skip("the fixture network classifies every test image correctly")
+    i = int(wrong[0])
+    r = untargeted_attack(net, digits.x_test[i], int(digits.y_test[i]), 0.0)
+    assert r.verdict == "adversarial" and r.decided_by == "clean"
+
+
+def test_bad_arguments(digits, digits_nets):
+    net, _ = digits_nets["dense"]
+    x = digits.x_test[0]
+    with pytest.raises(InvalidInputError, match="eps"):
+        untargeted_attack(net, x, 0, -0.1)
+    with pytest.raises(InvalidInputError, match="features"):
+        untargeted_attack(net, x[:10], 0, 0.1)
+    with pytest.raises(InvalidInputError, match="target"):
+        targeted_attack(net, x, 3, 3, 0.1)
+    with pytest.raises(InvalidInputError, match="label"):
+        untargeted_attack(net, x, 12, 0.1)

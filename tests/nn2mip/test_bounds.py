@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from nn2mip.bounds import compute_bounds, interval_bounds
+from nn2mip.errors import InvalidInputError
+from nn2mip.region import ball_region, box_region
+
+
+@pytest.mark.parametrize("name", ["dense", "unstructured", "structured"])
+@pytest.mark.parametrize("norm,eps", [("inf", 0.1), ("1", 1.5)])
+def test_interval_bounds_hold_for_samples(digits, digits_nets, name, norm, eps):
+    net, _ = digits_nets[name]
+    region = ball_region(digits.x_test[0], eps, norm)
+    b = interval_bounds(net, region)
+    rng = np.random.default_rng(0)
+    x = region.sample(10_000, rng)
+    assert region.contains(x).all()
+    for z, lo, hi in zip(net.pre_activations(x), b.lower, b.upper, strict=True):
+        assert np.all(z >= lo) and np.all(z <= hi)
+
+
+def test_bounds_of_a_point_are_the_forward_pass(digits_nets, rng):
+    net, _ = digits_nets["dense"]
+    x = rng.random(64)
+    b = interval_bounds(net, box_region(x, x))
+    for z, lo, hi in zip(net.pre_activations(x), b.lower, b.upper, strict=True):
+        assert np.all(hi - lo < 1e-6)
+        assert np.all((lo <= z[0]) & (z[0] <= hi))
+
+
+def test_unknown_method_and_wrong_size(digits_nets):
+    net, _ = digits_nets["dense"]
+    with pytest.raises(InvalidInputError, match="unknown bound method"):
+        compute_bounds(net, box_region(np.zeros(64), np.ones(64)), "magic")
+    with pytest.raises(InvalidInputError, match="expects 64"):
+        interval_bounds(net, box_region(np.zeros(3), np.ones(3)))
