@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from nn2mip.errors import ModelFileError
@@ -58,7 +58,7 @@ def load_network_and_masks(path: str | Path) -> tuple[Network, list[np.ndarray |
         with safe_open(str(path), framework="numpy") as f:
             header = f.metadata() or {}
         tensors = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as err:
+    except (SafetensorError, OSError, ValueError) as err:
         raise ModelFileError(f"cannot read {path} as an nn2mip model: {err}") from None
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not an nn2mip model file (no '{FORMAT}' header)")
