@@ -246,7 +246,8 @@ def _eval_constant(op: str, inputs: list, attrs: dict) -> np.ndarray:
         return np.maximum(inputs[0], 0)
     if op == "Flatten":
         x = inputs[0]
-        axis = int(attrs.get("axis", 1)) % max(x.ndim, 1) if x.ndim else 0
+        axis = int(attrs.get("axis", 1))
+        axis = axis + x.ndim if axis < 0 else axis
         return x.reshape(int(np.prod(x.shape[:axis])), -1)
     if op == "Reshape":
         return inputs[0].reshape(

@@ -284,3 +284,27 @@ def test_vnncomp_network_shapes():
     assert net.hidden_sizes == [256] * 6
     assert [layer.relu for layer in net.layers] == [True] * 6 + [False]
     assert net.meta["onnx_input_shape"] == "1x784x1"
+
+
+def test_constant_subgraphs_are_folded(tmp_path):
+    """Weights computed from constants (Mul/Add/Flatten of initializers) and a Constant shape."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(1, 3, 2))
+    inits = {"w": w, "two": np.array(2.0), "b": rng.normal(size=2)}
+    nodes = [
+        helper.make_node("Flatten", ["w"], ["wf"], axis=2),  # constant (3, 2)
+        helper.make_node("Mul", ["wf", "two"], ["w2"]),
+        helper.make_node("Relu", ["b"], ["bp"]),
+        helper.make_node(
+            "Constant", [], ["shape"], value=numpy_helper.from_array(np.array([1, 3]))
+        ),
+        helper.make_node("Reshape", ["x", "shape"], ["xr"]),
+        helper.make_node("MatMul", ["xr", "w2"], ["z"]),
+        helper.make_node("Add", ["z", "bp"], ["y"]),
+    ]
+    path = _save_model(tmp_path, nodes, inits, [1, 3, 1], [1, 2])
+    net = load_onnx(path)
+    assert net.describe() == "3-2"
+    np.testing.assert_array_equal(net.layers[0].weight, 2.0 * w.reshape(3, 2).T)
+    x = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(net.forward(x), _run_ort(path, x, np.float64), atol=1e-12)
