@@ -98,3 +98,14 @@ def test_vnncomp_256x2_accuracy_on_first_1000(mnist_test):
     x, y = mnist_test
     acc = float(np.mean(net.predict(x[:1000]) == y[:1000]))
     assert 0.97 <= acc <= 1.0, acc
+
+
+def test_load_mnist_dataset(tmp_path):
+    pytest.importorskip("nn2mip.datasets", reason="nn2mip.datasets is not on this branch yet")
+    from nn2mip.mnist import load_mnist_dataset
+
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", 5), ("t10k", 3)):
+        _write_idx(tmp_path, prefix, rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n))
+    ds = load_mnist_dataset(tmp_path)
+    assert ds.x_train.shape == (5, 784) and ds.x_test.shape == (3, 784)
