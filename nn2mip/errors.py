@@ -19,3 +19,7 @@ class InvalidInputError(Nn2mipError):
 
 class ModelFileError(Nn2mipError):
     """A model file is missing, unreadable or of an unknown format."""
+
+
+class PropertyFileError(Nn2mipError):
+    """A VNN-LIB property or counterexample file is missing or malformed (message has the line)."""
