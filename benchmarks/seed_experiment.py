@@ -1,0 +1,406 @@
+"""Seed experiment (issue 6): prune MNIST MLPs, then time the L1 adversarial MIP before/after.
+
+Stages (each cached under ``benchmarks/out/seed/``, outside git, so reruns are cheap):
+
+1. train the dense nets 784 -> hidden -> 10 (SGD lr 0.1, batch 128, ``--epochs``);
+2. prune each one (SPR when available, and the toolkit's best pipeline), fine-tune, compact;
+3. solve the seed's MIP (max y[2nd class] - y[predicted] over [0,1]^784 within an L1 ball of
+   radius 5, stopped once the sign is settled) on the same test images for every network;
+4. write "## Seed experiment: MNIST, L1 delta=5 (issue 6)" into BENCHMARKS.md.
+
+    python benchmarks/seed_experiment.py --quick [--time-limit 60] [--stage train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adversarial.problems import targeted_attack  # noqa: E402
+from nn2mip.formulation import build_formulation  # noqa: E402
+from nn2mip.mnist import load_mnist  # noqa: E402
+from nn2mip.network import Network  # noqa: E402
+from nn2mip.region import ball_region  # noqa: E402
+from nn2mip.serialize import load_network, save_network  # noqa: E402
+from nn2mip.torch_io import from_torch, to_torch  # noqa: E402
+from pruning.compact import compact_network  # noqa: E402
+from pruning.magnitude import magnitude_masks  # noqa: E402
+from pruning.structured import neuron_masks  # noqa: E402
+from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out" / "seed"
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+ARCHS: dict[str, list[int]] = {
+    "2x50": [50] * 2,
+    "2x100": [100] * 2,
+    "2x200": [200] * 2,
+    "6x100": [100] * 6,
+    "6x500": [500] * 6,
+}
+QUICK = ["2x50", "2x100"]
+
+
+def log(msg: str) -> None:
+    """Progress line with a timestamp, flushed."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load_data(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST train and test splits, pixels in [0, 1]."""
+    xtr, ytr = load_mnist(mnist_dir, "train")
+    xte, yte = load_mnist(mnist_dir, "test")
+    return xtr, ytr, xte, yte
+
+
+def dense_path(arch: str, epochs: int, seed: int) -> Path:
+    """Cache file of a dense net."""
+    return OUT / f"dense_{arch}_e{epochs}_s{seed}.safetensors"
+
+
+def train_dense(arch: str, epochs: int, seed: int, data: tuple) -> Network:
+    """Train (or load from the cache) the dense net of ``arch``."""
+    path = dense_path(arch, epochs, seed)
+    if path.is_file():
+        return load_network(path)
+    xtr, ytr, xte, yte = data
+    t0 = time.perf_counter()
+    model = make_mlp(784, ARCHS[arch], 10, seed=seed)
+    train(model, xtr, ytr, epochs=epochs, lr=0.1, batch_size=128, optimizer="sgd", seed=seed)
+    net = from_torch(model)
+    meta = {
+        "arch": arch,
+        "epochs": str(epochs),
+        "train_acc": f"{accuracy(model, xtr, ytr):.4f}",
+        "test_acc": f"{accuracy(model, xte, yte):.4f}",
+        "train_time": f"{time.perf_counter() - t0:.1f}",
+    }
+    save_network(net, path, meta=meta)
+    log(f"dense {arch}: {meta}")
+    return load_network(path)
+
+
+# ------------------------------------------------------------------------------- pruning
+
+
+def l1_relu_stability(weight: float, eps: float) -> Regularizer:
+    """Xiao et al.'s ReLU-stability loss for the L1 ball of radius ``eps`` (inside [0, 1]).
+
+    First layer: ``W x + b +- eps * max_i |w_ji|`` (the bound the MIP uses for an L1 ball),
+    deeper layers: interval arithmetic; the loss ``-weight * mean tanh(1 + l u)`` pushes every
+    hidden neuron towards a fixed sign over the ball.
+    """
+
+    def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        lins = linear_layers(model)
+        first = lins[0]
+        z = xb @ first.weight.T + first.bias
+        r = eps * first.weight.abs().amax(dim=1)
+        lo, hi = z - r, z + r
+        terms = [torch.tanh(1.0 + lo * hi)]
+        for lin in lins[1:-1]:
+            a, b = torch.relu(lo), torch.relu(hi)
+            c, d = (a + b) / 2, (b - a) / 2
+            mid = c @ lin.weight.T + lin.bias
+            rad = d @ lin.weight.abs().T
+            lo, hi = mid - rad, mid + rad
+            terms.append(torch.tanh(1.0 + lo * hi))
+        return -weight * torch.cat([t.flatten() for t in terms]).mean()
+
+    return reg
+
+
+@dataclass
+class PruneConfig:
+    """One point of the "best pipeline" grid."""
+
+    neurons: float  # fraction of hidden neurons removed per layer (lowest norm first)
+    weights: float  # fraction of the remaining first-layer weights removed (magnitude)
+    rs: float  # weight of the L1-ball ReLU-stability loss during fine-tuning
+    finetune: int = 10
+    lr: float = 0.05
+
+    def tag(self) -> str:
+        """Short file-name tag."""
+        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}"
+
+
+def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:
+    """Structured (neuron) + first-layer magnitude pruning, fine-tuned with ReLU stability."""
+    xtr, ytr, _, _ = data
+    model = to_torch(dense)
+    masks = neuron_masks(model, cfg.neurons) if cfg.neurons > 0 else None
+    if cfg.weights > 0:
+        wm = magnitude_masks(model, cfg.weights, scope="layer", existing=masks)
+        masks = dict(masks or {}) | {0: wm[0]}
+        if len(wm) > len(masks):
+            masks = {i: masks.get(i, wm[i]) for i in wm}
+    reg = l1_relu_stability(cfg.rs, 5.0) if cfg.rs > 0 else None
+    train(
+        model,
+        xtr,
+        ytr,
+        epochs=cfg.finetune,
+        lr=cfg.lr,
+        batch_size=128,
+        optimizer="sgd",
+        masks=masks,
+        regularizer=reg,
+        seed=seed,
+    )
+    return model
+
+
+def pruned_path(arch: str, method: str, tag: str, epochs: int, seed: int) -> Path:
+    """Cache file of a pruned, compacted net."""
+    return OUT / f"{method}_{arch}_{tag}_e{epochs}_s{seed}.safetensors"
+
+
+def prune_best(arch: str, epochs: int, seed: int, data: tuple, max_drop: float) -> Network:
+    """Try the grid from most to least aggressive; keep the first whose train accuracy is
+    within ``max_drop`` of the dense net's (cached per grid point)."""
+    dense = load_network(dense_path(arch, epochs, seed))
+    base = float(dense.meta["train_acc"])
+    xtr, ytr, xte, yte = data
+    last = None
+    for cfg in GRID:
+        path = pruned_path(arch, "best", cfg.tag(), epochs, seed)
+        if not path.is_file():
+            t0 = time.perf_counter()
+            model = best_pipeline(dense, cfg, data, seed)
+            net = compact_network(from_torch(model))
+            small = to_torch(net)
+            meta = {
+                "arch": arch,
+                "method": "best",
+                "config": cfg.tag(),
+                "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
+                "test_acc": f"{accuracy(small, xte, yte):.4f}",
+                "prune_time": f"{time.perf_counter() - t0:.1f}",
+            }
+            save_network(net, path, meta=meta)
+            log(f"pruned {arch} {cfg.tag()}: {meta}")
+        last = load_network(path)
+        if base - float(last.meta["train_acc"]) <= max_drop:
+            return last
+    assert last is not None
+    return last
+
+
+GRID = [
+    PruneConfig(0.7, 0.9, 0.05),
+    PruneConfig(0.5, 0.9, 0.05),
+    PruneConfig(0.5, 0.8, 0.02),
+    PruneConfig(0.3, 0.8, 0.02),
+]
+
+
+# ------------------------------------------------------------------------------- MIP runs
+
+
+def seed_instance(net: Network, x0: np.ndarray) -> tuple[int, int]:
+    """(predicted class, second-highest class) of ``net`` at ``x0``."""
+    order = np.argsort(-net.forward(x0))
+    return int(order[0]), int(order[1])
+
+
+def run_mips(
+    name: str,
+    net: Network,
+    xte: np.ndarray,
+    indices: list[int],
+    time_limit: float,
+    bound_method: str,
+    store: Path,
+) -> list[dict]:
+    """Solve the seed MIP for every index (resumable: finished rows are kept in ``store``)."""
+    done: dict[tuple, dict] = {}
+    if store.is_file():
+        for line in store.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["net"], row["index"], row["time_limit"], row["bound"])] = row
+    rows = []
+    for i in indices:
+        key = (name, i, time_limit, bound_method)
+        if key in done:
+            rows.append(done[key])
+            continue
+        label, target = seed_instance(net, xte[i])
+        res = targeted_attack(
+            net,
+            xte[i],
+            label,
+            target,
+            eps=5.0,
+            norm="1",
+            time_limit=time_limit,
+            threads=1,
+            bound_method=bound_method,
+            early_stop=True,
+        )
+        row = {
+            "net": name,
+            "index": i,
+            "time_limit": time_limit,
+            "bound": bound_method,
+            "label": label,
+            "target": target,
+            "verdict": res.verdict,
+            "time": res.total_time,
+            "solve_time": res.solve_time,
+            "nodes": res.nodes,
+            **{k: v for k, v in res.stats.as_dict().items()},
+        }
+        with store.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        log(f"{name} #{i}: {res.verdict} {res.total_time:.1f}s binaries={row['binaries']}")
+        rows.append(row)
+    return rows
+
+
+def size_stats(net: Network, xte: np.ndarray, i: int, bound_method: str) -> dict:
+    """Binaries / nonzeros of the seed formulation at test image ``i``."""
+    form = build_formulation(net, ball_region(xte[i], 5.0, "1"), bound_method=bound_method)
+    return form.stats().as_dict()
+
+
+# ------------------------------------------------------------------------------- report
+
+# The seed paper's mean solve times in seconds (Gurobi, up to 32 threads, 180 s / 1800 s limits).
+SEED_PUBLISHED = {
+    "2x50": "12.7 -> 3.0",
+    "2x100": "44.1 -> 19.9",
+    "2x200": ">170 -> 79",
+    "6x100": "n/a",
+    "6x500": ">1800 -> ~40",
+}
+
+
+def shape(net: Network) -> str:
+    """Hidden widths, e.g. ``32x27``."""
+    return "x".join(str(layer.weight.shape[0]) for layer in net.layers[:-1])
+
+
+def summarize(rows: list[dict], time_limit: float) -> dict:
+    """Mean / median time (timeouts at the limit), solved count, median binaries and nonzeros."""
+    t = np.array(
+        [min(r["time"], time_limit) if r["verdict"] in SOLVED else time_limit for r in rows]
+    )
+    return {
+        "mean": float(t.mean()),
+        "median": float(np.median(t)),
+        "solved": sum(r["verdict"] in SOLVED for r in rows),
+        "n": len(rows),
+        "binaries": float(np.median([r["binaries"] for r in rows])),
+        "nonzeros": float(np.median([r["nonzeros"] for r in rows])),
+        "times": t,
+        "adv": sum(r["verdict"] == "adversarial" for r in rows),
+    }
+
+
+SOLVED = ("adversarial", "robust")
+
+
+def table(results: list[dict], time_limit: float, epochs: int, bound: str) -> str:
+    """The seed-style Markdown table."""
+    head = (
+        "| arch | epochs | dense acc | dense mean / median s | dense solved | pruning | "
+        "pruned acc | pruned shape | pruned mean / median s | pruned solved | "
+        "median speedup | binaries | nonzeros | seed paper mean s (Gurobi, 32 thr) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for r in results:
+        d, p = r["dense"], r["pruned"]
+        speed = np.median(d["times"] / np.maximum(p["times"], 1e-3))
+        lines.append(
+            f"| {r['arch']} | {epochs} | {100 * r['dense_acc']:.2f} | "
+            f"{d['mean']:.1f} / {d['median']:.1f} | {d['solved']}/{d['n']} | {r['method']} | "
+            f"{100 * r['pruned_acc']:.2f} | {r['shape']} | "
+            f"{p['mean']:.2f} / {p['median']:.2f} | {p['solved']}/{p['n']} | "
+            f"{'>=' if d['solved'] < d['n'] else ''}{speed:.1f}x | "
+            f"{d['binaries']:.0f} -> {p['binaries']:.0f} | "
+            f"{d['nonzeros']:.0f} -> {p['nonzeros']:.0f} | {SEED_PUBLISHED[r['arch']]} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2x50 and 2x100 only")
+    ap.add_argument("--archs", nargs="+", choices=list(ARCHS))
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stage", choices=["train", "prune", "mip", "report", "all"], default="all")
+    ap.add_argument("--nets", nargs="+", default=["dense", "best"], help="which nets to solve")
+    ap.add_argument("--images", type=int, default=20, help="first N MNIST test images")
+    ap.add_argument("--time-limit", type=float, default=600.0)
+    ap.add_argument("--bound-method", default="interval")
+    ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
+    ap.add_argument("--mnist", type=Path, default=MNIST)
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    archs = args.archs or (QUICK if args.quick else list(ARCHS))
+    data = load_data(args.mnist)
+    xte = data[2]
+    indices = list(range(args.images))
+    store = OUT / "mip_results.jsonl"
+    results = []
+    for arch in archs:
+        dense = train_dense(arch, args.epochs, args.seed, data)
+        if args.stage == "train":
+            continue
+        if args.stage == "mip" and args.nets == ["dense"]:
+            run_mips(
+                f"dense_{arch}_e{args.epochs}_s{args.seed}",
+                dense,
+                xte,
+                indices,
+                args.time_limit,
+                args.bound_method,
+                store,
+            )
+            continue
+        pruned = prune_best(arch, args.epochs, args.seed, data, args.max_drop)
+        if args.stage == "prune":
+            continue
+        nets = {"dense": dense, "best": pruned}
+        rows = {}
+        for kind in ("dense", "best"):
+            name = f"{kind}_{arch}_e{args.epochs}_s{args.seed}"
+            if kind != "dense":
+                name += "_" + pruned.meta["config"]
+            todo = indices if args.stage in ("mip", "all") and kind in args.nets else []
+            rows[kind] = run_mips(
+                name, nets[kind], xte, todo, args.time_limit, args.bound_method, store
+            )
+        if len(rows["dense"]) and len(rows["best"]):
+            results.append(
+                {
+                    "arch": arch,
+                    "method": f"best ({pruned.meta['config']})",
+                    "dense_acc": float(dense.meta["test_acc"]),
+                    "pruned_acc": float(pruned.meta["test_acc"]),
+                    "shape": shape(pruned),
+                    "dense": summarize(rows["dense"], args.time_limit),
+                    "pruned": summarize(rows["best"], args.time_limit),
+                }
+            )
+    if results:
+        md = table(results, args.time_limit, args.epochs, args.bound_method)
+        print(md)
+
+
+if __name__ == "__main__":
+    main()
