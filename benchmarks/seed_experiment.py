@@ -166,14 +166,16 @@ def pruned_path(arch: str, method: str, tag: str, epochs: int, seed: int) -> Pat
     return OUT / f"{method}_{arch}_{tag}_e{epochs}_s{seed}.safetensors"
 
 
-def prune_best(arch: str, epochs: int, seed: int, data: tuple, max_drop: float) -> Network:
+def prune_best(
+    arch: str, epochs: int, seed: int, data: tuple, max_drop: float, grid: list[PruneConfig]
+) -> Network:
     """Try the grid from most to least aggressive; keep the first whose train accuracy is
     within ``max_drop`` of the dense net's (cached per grid point)."""
     dense = load_network(dense_path(arch, epochs, seed))
     base = float(dense.meta["train_acc"])
     xtr, ytr, xte, yte = data
     last = None
-    for cfg in GRID:
+    for cfg in grid:
         path = pruned_path(arch, "best", cfg.tag(), epochs, seed)
         if not path.is_file():
             t0 = time.perf_counter()
@@ -378,6 +380,9 @@ def main() -> None:
     ap.add_argument("--bound-method", default="interval")
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)
+    ap.add_argument(
+        "--grid", nargs="+", help="pruning grid points 'neurons,weights,rs', most aggressive first"
+    )
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -402,7 +407,8 @@ def main() -> None:
                 store,
             )
             continue
-        pruned = prune_best(arch, args.epochs, args.seed, data, args.max_drop)
+        grid = [PruneConfig(*map(float, g.split(","))) for g in args.grid] if args.grid else GRID
+        pruned = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)
         if args.stage == "prune":
             continue
         nets = {"dense": dense, "best": pruned}
