@@ -199,6 +199,109 @@ def prune_best(
     return last
 
 
+SPR_LAMBDAS = (0.1, 0.5, 1.0)
+SPR_ALPHAS = (0.1, 0.5, 0.9)
+SPR_THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
+
+
+def spr_available() -> bool:
+    """Whether the pruning catalogue's SPR (``pruning.regularizers``) is on this branch."""
+    try:
+        from pruning.regularizers import select_neurons_to_drop, spr_regularizer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def seed_spr(
+    dense: Network,
+    data: tuple,
+    lam: float,
+    alpha: float,
+    max_drop: float,
+    epochs: int,
+    seed: int,
+    empty_fraction: float = 0.05,
+    finetune: int = 10,
+) -> torch.nn.Module:
+    """The seed's pipeline: SPR training (M per layer from the dense net), the largest weight
+    threshold whose neuron drop costs at most ``max_drop`` train accuracy, drop nearly empty
+    neurons, keep (restore) the others' weights, ``finetune`` epochs with the neurons masked."""
+    import copy
+
+    from pruning.regularizers import (
+        layer_big_m,
+        neuron_drop_masks,
+        select_neurons_to_drop,
+        spr_regularizer,
+    )
+
+    xtr, ytr, _, _ = data
+    model = to_torch(dense)
+    base = accuracy(model, xtr, ytr)
+    ms = layer_big_m(model)
+    reg = spr_regularizer(lam, alpha, ms)
+    train(model, xtr, ytr, epochs, lr=0.1, batch_size=128, optimizer="sgd", regularizer=reg)
+    chosen = None
+    for thr in SPR_THRESHOLDS:  # most aggressive first
+        trial = copy.deepcopy(model)
+        drop = select_neurons_to_drop(trial, thr, empty_fraction, 0.0, ms)
+        neuron_drop_masks(trial, drop)
+        if base - accuracy(trial, xtr, ytr) <= max_drop:
+            chosen = drop
+            break
+    if chosen is None:
+        chosen = [
+            torch.zeros(lin.out_features, dtype=torch.bool) for lin in linear_layers(model)[:-1]
+        ]
+    masks = neuron_drop_masks(model, chosen)
+    train(model, xtr, ytr, finetune, lr=0.1, batch_size=128, optimizer="sgd", masks=masks)
+    return model
+
+
+def prune_spr(
+    arch: str, epochs: int, seed: int, data: tuple, max_drop: float, spr_epochs: int
+) -> Network | None:
+    """SPR over the seed's (lambda, alpha) grid (cached); the smallest compacted net whose train
+    accuracy is within ``max_drop`` of the dense one. ``None`` if SPR is not available."""
+    if not spr_available():
+        return None
+    dense = load_network(dense_path(arch, epochs, seed))
+    base = float(dense.meta["train_acc"])
+    xtr, ytr, xte, yte = data
+    lams = tuple(10 * v for v in SPR_LAMBDAS) if arch == "6x500" else SPR_LAMBDAS
+    best: Network | None = None
+    for lam in lams:
+        for alpha in SPR_ALPHAS:
+            tag = f"l{lam:g}_a{alpha:g}_se{spr_epochs}"
+            path = pruned_path(arch, "spr", tag, epochs, seed)
+            if not path.is_file():
+                t0 = time.perf_counter()
+                model = seed_spr(dense, data, lam, alpha, max_drop, spr_epochs, seed)
+                net = compact_network(from_torch(model))
+                small = to_torch(net)
+                meta = {
+                    "arch": arch,
+                    "method": "spr",
+                    "config": tag,
+                    "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
+                    "test_acc": f"{accuracy(small, xte, yte):.4f}",
+                    "prune_time": f"{time.perf_counter() - t0:.1f}",
+                }
+                save_network(net, path, meta=meta)
+                log(f"spr {arch} {tag}: {meta}")
+            net = load_network(path)
+            ok = base - float(net.meta["train_acc"]) <= max_drop
+            if ok and (best is None or hidden_size(net) < hidden_size(best)):
+                best = net
+    return best
+
+
+def hidden_size(net: Network) -> int:
+    """Number of hidden neurons."""
+    return sum(layer.weight.shape[0] for layer in net.layers[:-1])
+
+
 GRID = [
     PruneConfig(0.7, 0.9, 0.05),
     PruneConfig(0.5, 0.9, 0.05),
@@ -383,6 +486,7 @@ def main() -> None:
     ap.add_argument(
         "--grid", nargs="+", help="pruning grid points 'neurons,weights,rs', most aggressive first"
     )
+    ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -408,32 +512,44 @@ def main() -> None:
             )
             continue
         grid = [PruneConfig(*map(float, g.split(","))) for g in args.grid] if args.grid else GRID
-        pruned = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)
+        pruned = {"best": prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)}
+        if "spr" in args.nets:
+            spr = prune_spr(arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs)
+            if spr is not None:
+                pruned["spr"] = spr
         if args.stage == "prune":
             continue
-        nets = {"dense": dense, "best": pruned}
-        rows = {}
-        for kind in ("dense", "best"):
-            name = f"{kind}_{arch}_e{args.epochs}_s{args.seed}"
-            if kind != "dense":
-                name += "_" + pruned.meta["config"]
+        dname = f"dense_{arch}_e{args.epochs}_s{args.seed}"
+        drows = run_mips(
+            dname,
+            dense,
+            xte,
+            indices,
+            args.time_limit,
+            args.bound_method,
+            store,
+            args.stage in ("mip", "all") and "dense" in args.nets,
+        )
+        for kind, net in pruned.items():
+            name = f"{kind}_{arch}_e{args.epochs}_s{args.seed}_{net.meta['config']}"
             solve = args.stage in ("mip", "all") and kind in args.nets
-            rows[kind] = run_mips(
-                name, nets[kind], xte, indices, args.time_limit, args.bound_method, store, solve
+            prows = run_mips(
+                name, net, xte, indices, args.time_limit, args.bound_method, store, solve
             )
-        n = min(len(rows["dense"]), len(rows["best"]))
-        if n:
-            common = {r["index"] for r in rows["dense"]} & {r["index"] for r in rows["best"]}
-            rows = {k: [r for r in v if r["index"] in common] for k, v in rows.items()}
+            common = {r["index"] for r in drows} & {r["index"] for r in prows}
+            if not common:
+                continue
             results.append(
                 {
                     "arch": arch,
-                    "method": f"best ({pruned.meta['config']})",
+                    "method": f"{kind} ({net.meta['config']})",
                     "dense_acc": float(dense.meta["test_acc"]),
-                    "pruned_acc": float(pruned.meta["test_acc"]),
-                    "shape": shape(pruned),
-                    "dense": summarize(rows["dense"], args.time_limit),
-                    "pruned": summarize(rows["best"], args.time_limit),
+                    "pruned_acc": float(net.meta["test_acc"]),
+                    "shape": shape(net),
+                    "dense": summarize([r for r in drows if r["index"] in common], args.time_limit),
+                    "pruned": summarize(
+                        [r for r in prows if r["index"] in common], args.time_limit
+                    ),
                 }
             )
     if results:
