@@ -125,14 +125,16 @@ class PruneConfig:
     """One point of the "best pipeline" grid."""
 
     neurons: float  # fraction of hidden neurons removed per layer (lowest norm first)
-    weights: float  # fraction of the remaining first-layer weights removed (magnitude)
+    weights: float  # fraction of first-layer weights masked in all (magnitude; counts neurons)
     rs: float  # weight of the L1-ball ReLU-stability loss during fine-tuning
+    decay: float = 0.0  # > 0: the last 30% of the fine-tuning epochs run at lr / 10
     finetune: int = 10
     lr: float = 0.05
 
     def tag(self) -> str:
         """Short file-name tag."""
-        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}"
+        d = "d" if self.decay > 0 else ""
+        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}"
 
 
 def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:
@@ -146,18 +148,21 @@ def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> t
         if len(wm) > len(masks):
             masks = {i: masks.get(i, wm[i]) for i in wm}
     reg = l1_relu_stability(cfg.rs, 5.0) if cfg.rs > 0 else None
-    train(
-        model,
-        xtr,
-        ytr,
-        epochs=cfg.finetune,
-        lr=cfg.lr,
-        batch_size=128,
-        optimizer="sgd",
-        masks=masks,
-        regularizer=reg,
-        seed=seed,
-    )
+    late = round(0.3 * cfg.finetune) if cfg.decay > 0 else 0
+    for epochs, lr in ((cfg.finetune - late, cfg.lr), (late, cfg.lr / 10)):
+        if epochs > 0:
+            train(
+                model,
+                xtr,
+                ytr,
+                epochs=epochs,
+                lr=lr,
+                batch_size=128,
+                optimizer="sgd",
+                masks=masks,
+                regularizer=reg,
+                seed=seed,
+            )
     return model
 
 
