@@ -49,6 +49,7 @@ ARCHS: dict[str, list[int]] = {
     "6x500": [500] * 6,
 }
 QUICK = ["2x50", "2x100"]
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def log(msg: str) -> None:
@@ -418,6 +419,7 @@ def summarize(rows: list[dict], time_limit: float) -> dict:
         "binaries": float(np.median([r["binaries"] for r in rows])),
         "nonzeros": float(np.median([r["nonzeros"] for r in rows])),
         "times": t,
+        "solved_mask": np.array([r["verdict"] in SOLVED for r in rows], dtype=bool),
         "adv": sum(r["verdict"] == "adversarial" for r in rows),
     }
 
@@ -425,28 +427,109 @@ def summarize(rows: list[dict], time_limit: float) -> dict:
 SOLVED = ("adversarial", "robust")
 
 
-def table(results: list[dict], time_limit: float, epochs: int, bound: str) -> str:
-    """The seed-style Markdown table."""
+def table(results: list[dict], time_limit: float, epochs: int) -> str:
+    """The seed-style Markdown table (one row per pruned network)."""
     head = (
         "| arch | epochs | dense acc | dense mean / median s | dense solved | pruning | "
-        "pruned acc | pruned shape | pruned mean / median s | pruned solved | "
-        "median speedup | binaries | nonzeros | seed paper mean s (Gurobi, 32 thr) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "pruned acc (diff) | pruned shape | pruned mean / median s | pruned solved | "
+        "median speedup | binaries | nonzeros | target met | seed paper mean s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in results:
         d, p = r["dense"], r["pruned"]
-        speed = np.median(d["times"] / np.maximum(p["times"], 1e-3))
+        speed = float(np.median(d["times"] / np.maximum(p["times"], 1e-3)))
+        diff = 100 * (r["pruned_acc"] - r["dense_acc"])
+        met = diff >= -0.5 and speed >= 10 and p["solved"] == p["n"]
         lines.append(
             f"| {r['arch']} | {epochs} | {100 * r['dense_acc']:.2f} | "
             f"{d['mean']:.1f} / {d['median']:.1f} | {d['solved']}/{d['n']} | {r['method']} | "
-            f"{100 * r['pruned_acc']:.2f} | {r['shape']} | "
-            f"{p['mean']:.2f} / {p['median']:.2f} | {p['solved']}/{p['n']} | "
+            f"{100 * r['pruned_acc']:.2f} ({diff:+.2f}) | {r['shape']} | "
+            f"{p['mean']:.1f} / {p['median']:.1f} | {p['solved']}/{p['n']} | "
             f"{'>=' if d['solved'] < d['n'] else ''}{speed:.1f}x | "
             f"{d['binaries']:.0f} -> {p['binaries']:.0f} | "
-            f"{d['nonzeros']:.0f} -> {p['nonzeros']:.0f} | {SEED_PUBLISHED[r['arch']]} |"
+            f"{d['nonzeros']:.0f} -> {p['nonzeros']:.0f} | {'yes' if met else 'no'} | "
+            f"{SEED_PUBLISHED[r['arch']]} |"
         )
     return head + "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict], arch: str, time_limit: float, path: Path) -> Path | None:
+    """Cactus plot (instances decided within t) and dense-vs-pruned scatter for ``arch``."""
+    rows = [r for r in results if r["arch"] == arch]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    curves = [("dense", rows[0]["dense"])] + [(r["method"], r["pruned"]) for r in rows]
+    for label, summ in curves:
+        t = np.sort(summ["times"][summ["solved_mask"]])
+        ax1.step(np.concatenate([[0], t]), np.arange(len(t) + 1), where="post", label=label)
+    ax1.set_xlabel("time (s)")
+    ax1.set_ylabel("instances decided")
+    ax1.set_xlim(0, time_limit)
+    ax1.legend(fontsize=6)
+    for r in rows:
+        ax2.scatter(r["dense"]["times"], r["pruned"]["times"], s=12, label=r["method"])
+    ax2.plot([0.1, time_limit], [0.1, time_limit], "k--", lw=0.8)
+    ax2.plot([1, time_limit], [0.1, time_limit / 10], "k:", lw=0.8)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("dense time (s, limit counted at the limit)")
+    ax2.set_ylabel("pruned time (s)")
+    fig.suptitle(f"MNIST {arch}, L1 delta=5, HiGHS 1 thread, limit {time_limit:g} s")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def stored_rows(store: Path, time_limit: float, bound: str) -> dict[str, list[dict]]:
+    """Rows of the store by network name, for one time limit and bound method."""
+    out: dict[str, list[dict]] = {}
+    if store.is_file():
+        for line in store.read_text().splitlines():
+            row = json.loads(line)
+            if row["time_limit"] == time_limit and row["bound"] == bound:
+                out.setdefault(row["net"], []).append(row)
+    return out
+
+
+def collect(
+    arch: str, dense: Network, drows: list[dict], args: argparse.Namespace, store: Path
+) -> list[dict]:
+    """One table row per pruned net of ``arch`` with MIP results on the dense net's images."""
+    out = []
+    prefix = f"_{arch}_e{args.epochs}_s{args.seed}_"
+    dense_idx = {r["index"] for r in drows}
+    for name, rows in sorted(stored_rows(store, args.time_limit, args.bound_method).items()):
+        kind, _, config = name.partition(prefix)
+        if not config or kind == "dense":
+            continue
+        rows = sorted({r["index"]: r for r in rows}.values(), key=lambda r: r["index"])
+        common = dense_idx & {r["index"] for r in rows}
+        if len(common) < args.images:
+            continue
+        net = load_network(pruned_path(arch, kind, config, args.epochs, args.seed))
+        d = sorted((r for r in drows if r["index"] in common), key=lambda r: r["index"])
+        p = [r for r in rows if r["index"] in common]
+        out.append(
+            {
+                "arch": arch,
+                "method": f"{kind} ({config})",
+                "dense_acc": float(dense.meta["test_acc"]),
+                "pruned_acc": float(net.meta["test_acc"]),
+                "shape": shape(net),
+                "dense": summarize(d, args.time_limit),
+                "pruned": summarize(p, args.time_limit),
+            }
+        )
+    return out
 
 
 TITLE = "Seed experiment: MNIST, L1 delta=5 (issue 6)"
@@ -538,30 +621,20 @@ def main() -> None:
         for kind, net in pruned.items():
             name = f"{kind}_{arch}_e{args.epochs}_s{args.seed}_{net.meta['config']}"
             solve = args.stage in ("mip", "all") and kind in args.nets
-            prows = run_mips(
-                name, net, xte, indices, args.time_limit, args.bound_method, store, solve
-            )
-            common = {r["index"] for r in drows} & {r["index"] for r in prows}
-            if not common:
-                continue
-            results.append(
-                {
-                    "arch": arch,
-                    "method": f"{kind} ({net.meta['config']})",
-                    "dense_acc": float(dense.meta["test_acc"]),
-                    "pruned_acc": float(net.meta["test_acc"]),
-                    "shape": shape(net),
-                    "dense": summarize([r for r in drows if r["index"] in common], args.time_limit),
-                    "pruned": summarize(
-                        [r for r in prows if r["index"] in common], args.time_limit
-                    ),
-                }
-            )
+            run_mips(name, net, xte, indices, args.time_limit, args.bound_method, store, solve)
+        if args.stage in ("report", "all") or not args.no_write:
+            results += collect(arch, dense, drows, args, store)
     if results:
-        md = table(results, args.time_limit, args.epochs, args.bound_method)
+        md = table(results, args.time_limit, args.epochs)
         print(md)
         if not args.no_write:
-            write_section(TITLE, intro(args, archs) + "\n" + md + "\n" + NOTES)
+            links = []
+            for arch in archs:
+                png = plot(results, arch, args.time_limit, RESULTS / f"seed_{arch}.png")
+                if png is not None:
+                    links.append(f"![{arch}](benchmarks/results/{png.name})")
+            body = intro(args, archs) + "\n" + md + "\n" + NOTES + "\n" + "\n".join(links)
+            write_section(TITLE, body)
 
 
 if __name__ == "__main__":
