@@ -103,7 +103,8 @@ def pgd_attack(
 
     Starts from the center and ``restarts - 1`` random points of the region; L-inf steps follow
     the gradient's sign, L1 steps move the largest gradient entries by a total L1 length
-    ``step_size``; every step is projected onto the ball and the box. Stops at the first candidate that passes ``check_witness``.
+    ``step_size``; every step is projected onto the ball and the box.
+    Stops at the first candidate that passes ``check_witness``.
     """
     # Batches here are a few rows: intra-op threads only add contention (6x slower on 2 cores).
     saved = torch.get_num_threads()
