@@ -198,7 +198,10 @@ class ResultStore:
         marks = ", ".join(f":{c}" for c in COLUMN_NAMES)
         with self.transaction():
             cur = self.conn.execute(
-                f"INSERT OR IGNORE INTO results ({cols}) VALUES ({marks})", data
+                # ON CONFLICT on the key only: other constraint violations must still raise.
+                f"INSERT INTO results ({cols}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO NOTHING",
+                data,
             )
         return cur.rowcount == 1
 

@@ -46,3 +46,29 @@ def nets(model_files: dict[str, Path]) -> dict[str, Network]:
     from nn2mip.serialize import load_network
 
     return {k: load_network(p) for k, p in model_files.items()}
+
+
+@pytest.fixture(scope="session")
+def batch_spec(model_files: dict[str, Path]):
+    """2 models x 6 inputs x 2 eps, untargeted L-inf: 24 instances, a mix of verdicts."""
+    from adversarial.batch import BatchSpec
+
+    return BatchSpec(
+        models=[str(model_files["dense"]), str(model_files["pruned"])],
+        indices=list(range(6)),
+        eps=[0.04, 0.12],
+        norms=["inf"],
+        problems=["untargeted"],
+        time_limit=30.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def reference_db(tmp_path_factory: pytest.TempPathFactory, batch_spec) -> Path:
+    """The batch run in-process (PGD on) into a finished results file."""
+    from adversarial.batch import run_batch
+
+    db = tmp_path_factory.mktemp("ref") / "ref.sqlite"
+    s = run_batch(batch_spec, db, jobs=1, progress=False)
+    assert s.done == s.planned == 24 and not s.errors
+    return db
