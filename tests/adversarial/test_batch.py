@@ -77,18 +77,37 @@ def test_reference_run_and_rerun_skips(reference_db, batch_spec, nets, digits_da
     assert (s.skipped, s.done) == (24, 0)
 
 
-def test_kill9_and_rerun_exactly_once(tmp_path, reference_db, model_files, nets, digits_data):
+def test_kill9_and_rerun_exactly_once(
+    tmp_path, capsys, reference_db, model_files, nets, digits_data
+) -> None:
     """A process-pool batch killed with SIGKILL mid-run, then rerun: each instance once."""
     db = tmp_path / "k.sqlite"
     cmd = [
-        sys.executable, "-m", "nn2mip.cli", "attack", str(model_files["dense"]),
-        str(model_files["pruned"]), "--indices", "0-5", "--eps", "0.04", "0.12", "--db", str(db),
-        "--time-limit", "30", "--no-pgd", "--no-progress",
+        sys.executable,
+        "-m",
+        "nn2mip.cli",
+        "attack",
+        str(model_files["dense"]),
+        str(model_files["pruned"]),
+        "--indices",
+        "0-5",
+        "--eps",
+        "0.04",
+        "0.12",
+        "--db",
+        str(db),
+        "--time-limit",
+        "30",
+        "--no-pgd",
+        "--no-progress",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [*cmd, "--jobs", "2"], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*cmd, "--jobs", "2"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + 60
@@ -114,9 +133,10 @@ def test_kill9_and_rerun_exactly_once(tmp_path, reference_db, model_files, nets,
     with sqlite3.connect(db) as c:
         partial = c.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     assert 2 <= partial < 24, "the batch should have been killed mid-run"
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert f"{partial} already stored, {24 - partial} solved now" in done.stdout
+    # The same command again (in this process: it saves a second torch import).
+    assert main(cmd[3:]) == 0
+    out = capsys.readouterr().out
+    assert f"{partial} already stored, {24 - partial} solved now" in out
     with sqlite3.connect(db) as c:
         keys = c.execute(f"SELECT {', '.join(KEY_COLUMNS)} FROM results").fetchall()
     assert len(keys) == len(set(keys)) == 24
@@ -126,10 +146,15 @@ def test_kill9_and_rerun_exactly_once(tmp_path, reference_db, model_files, nets,
 
 
 def test_dask_local_cluster_same_verdicts(tmp_path, batch_spec, reference_db) -> None:
+    from dataclasses import replace
+
     db = tmp_path / "dask.sqlite"
-    s = run_batch(batch_spec, db, jobs=2, dask_address="local", progress=False)
-    assert s.executor == "dask-local" and s.done == 24 and not s.errors
-    assert _verdicts(db) == _verdicts(reference_db)
+    spec = replace(batch_spec, indices=[0, 2, 3, 5])  # a subset: cluster start-up dominates
+    s = run_batch(spec, db, jobs=2, dask_address="local", progress=False)
+    assert s.executor == "dask-local" and s.done == 16 and not s.errors
+    ref = _verdicts(reference_db)
+    got = _verdicts(db)
+    assert got == {k: ref[k] for k in got}
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""Minimum distortion: verified by solving at eps slightly below (robust) and at it (adversarial)."""
+"""Minimum distortion, verified by solving just below (robust) and at it (adversarial)."""
 
 from __future__ import annotations
 

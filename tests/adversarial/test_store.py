@@ -11,8 +11,16 @@ from adversarial.store import ResultStore, StoreError, check_store
 
 def _row(i: int, **kw: object) -> dict[str, object]:
     base = dict(
-        model_path="m.safetensors", model_id="m", model_sha256="abc", dataset="digits",
-        input_id=i, eps=0.05, norm="inf", problem="untargeted", target=-1, verdict="robust",
+        model_path="m.safetensors",
+        model_id="m",
+        model_sha256="abc",
+        dataset="digits",
+        input_id=i,
+        eps=0.05,
+        norm="inf",
+        problem="untargeted",
+        target=-1,
+        verdict="robust",
     )
     return {**base, **kw}
 
