@@ -294,8 +294,21 @@ _NETS: dict[str, Any] = {}
 _DATA: dict[tuple[str, str | None], Any] = {}
 
 
-def _worker_init() -> None:
-    """Each worker solves one instance at a time: no intra-op threads for torch or BLAS."""
+def _worker_init(parent_pid: int | None = None) -> None:
+    """Each worker solves one instance at a time: no intra-op threads for torch or BLAS.
+
+    With ``parent_pid``, a daemon thread ends the worker once the parent is gone: a parent
+    killed with SIGKILL cannot shut its pool down, and orphans would keep solving for nobody.
+    """
+    if parent_pid is not None:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
     import torch
 
     torch.set_num_threads(1)
@@ -566,7 +579,9 @@ def _run_pool(
 ) -> None:
     # spawn: no forked copy of the parent's torch/HiGHS threads and locks in the children.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
         pending: dict[Future, Instance] = {}
         it = iter(todo)
         try:

@@ -77,6 +77,23 @@ def test_reference_run_and_rerun_skips(reference_db, batch_spec, nets, digits_da
     assert (s.skipped, s.done) == (24, 0)
 
 
+def _pool_workers(pgid: int) -> list[int]:
+    """Live spawned workers in process group ``pgid`` (the session our subprocess leads)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z" and b"spawn_main" in cmd:
+            out.append(int(d.name))
+    return out
+
+
 def test_kill9_and_rerun_exactly_once(
     tmp_path, capsys, reference_db, model_files, nets, digits_data
 ) -> None:
@@ -124,6 +141,11 @@ def test_kill9_and_rerun_exactly_once(
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        # Orphaned pool workers notice the dead parent and exit by themselves.
+        deadline = time.time() + 30
+        while _pool_workers(proc.pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _pool_workers(proc.pid)
     finally:
         # The pool's workers are in the same session; end them too (our own process group).
         try:
