@@ -343,7 +343,13 @@ def solve_instance(inst: Instance, settings: Settings) -> dict[str, object]:
     target = None if inst.target < 0 else inst.target
     row: dict[str, object] = {**asdict(inst), "time_limit": settings.time_limit}
     row.pop("data_dir")
-    row.update(threads=settings.threads, worker=f"{socket.gethostname()}:{os.getpid()}")
+    row.update(
+        threads=settings.threads,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        mip_solves=0,  # overwritten when a MIP runs; 0 says "decided without one"
+        nodes=0,
+        pgd_time=0.0,
+    )
     if inst.problem == "min-distortion":
         r = min_distortion(
             net,
@@ -484,7 +490,9 @@ def run_batch(
 
     ``executor``: "auto" (in-process for ``jobs == 1``, else a process pool), "inline",
     "process"; ``dask_address`` (an address or "local") overrides it. Everything that can be
-    checked is checked before the results file is opened for writing.
+    checked is checked before the results file is opened for writing. On a remote Dask cluster
+    the workers need this package importable and the model files (and MNIST files) at the same
+    paths as here; only the parent writes the results file.
     """
     t0 = time.perf_counter()
     if jobs < 1:
