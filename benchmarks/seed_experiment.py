@@ -383,6 +383,143 @@ def run_mips(
     return rows
 
 
+def sqlite_path(time_limit: float, bound_method: str) -> Path:
+    """The batch engine's results store for one time limit and bound method."""
+    return OUT / f"results_tl{time_limit:g}_{bound_method}.sqlite"
+
+
+def run_mips_batch(
+    name: str,
+    path: Path,
+    indices: list[int],
+    time_limit: float,
+    bound_method: str,
+    store: Path,
+    mnist_dir: Path,
+) -> list[dict]:
+    """The same instances through the batch engine (SQLite store, resumable; PGD off so the
+    times are MIP times); the rows are mirrored into ``store`` for the table."""
+    from adversarial.batch import BatchSpec, file_sha256, run_batch
+    from adversarial.store import ResultStore
+
+    db = sqlite_path(time_limit, bound_method)
+    known = stored_rows(store, time_limit, bound_method).get(name, [])
+    if set(indices) <= {r["index"] for r in known}:
+        return [r for r in known if r["index"] in set(indices)]
+    spec = BatchSpec(
+        models=[str(path)],
+        indices=indices,
+        eps=[5.0],
+        norms=["1"],
+        problems=["seed"],
+        dataset="mnist",
+        data_dir=str(mnist_dir),
+        time_limit=time_limit,
+        threads=1,
+        pgd=False,
+        bound_method=bound_method,
+    )
+    run_batch(spec, db, jobs=1, executor="inline", progress=False)
+    sha = file_sha256(path)
+    with ResultStore(db, readonly=True) as st:
+        found = [r for r in st.rows() if r["model_sha256"] == sha]
+    have = set()
+    if store.is_file():
+        for line in store.read_text().splitlines():
+            row = json.loads(line)
+            have.add((row["net"], row["index"], row["time_limit"], row["bound"]))
+    out = []
+    with store.open("a") as f:
+        for r in sorted(found, key=lambda r: int(r["input_id"])):
+            row = {
+                "net": name,
+                "index": int(r["input_id"]),
+                "time_limit": time_limit,
+                "bound": bound_method,
+                "label": r["label"],
+                "target": r["target"],
+                "verdict": r["verdict"],
+                "time": r["total_time"],
+                "solve_time": r["solve_time"],
+                "nodes": r["nodes"],
+                "binaries": r["binaries"],
+                "nonzeros": r["nonzeros"],
+                "rows": r["rows"],
+                "cols": r["cols"],
+                "engine": "batch",
+            }
+            if (name, row["index"], time_limit, bound_method) not in have:
+                f.write(json.dumps(row) + "\n")
+            out.append(row)
+    return [r for r in out if r["index"] in set(indices)]
+
+
+def import_direct_rows(store: Path, args: argparse.Namespace) -> int:
+    """Copy rows solved by the direct runner into the batch engine's SQLite store, so that
+    ``nn2mip report`` sees every network (the same fields the batch engine writes)."""
+    from adversarial.batch import file_sha256
+    from adversarial.store import ResultStore
+
+    db = sqlite_path(args.time_limit, args.bound_method)
+    rows = stored_rows(store, args.time_limit, args.bound_method)
+    new = 0
+    with ResultStore(db) as st:
+        for name, rs in rows.items():
+            path = net_file(name, args)
+            if path is None or not path.is_file():
+                continue
+            net = load_network(path)
+            sha = file_sha256(path)
+            for r in rs:
+                if r.get("engine") == "batch":
+                    continue
+                new += st.add(
+                    {
+                        "model_path": str(path),
+                        "model_id": path.stem,
+                        "model_sha256": sha,
+                        "model_shape": net.describe(),
+                        "model_weights": net.num_weights,
+                        "model_accuracy": float(net.meta["test_acc"]),
+                        "dataset": "mnist",
+                        "input_id": r["index"],
+                        "label": r["label"],
+                        "eps": 5.0,
+                        "norm": "1",
+                        "problem": "seed",
+                        "target": r["target"],
+                        "verdict": r["verdict"],
+                        "decided_by": "mip",
+                        "solve_time": r["solve_time"],
+                        "total_time": r["time"],
+                        "binaries": r["binaries"],
+                        "rows": r.get("rows"),
+                        "cols": r.get("cols"),
+                        "nonzeros": r["nonzeros"],
+                        "unstable": r.get("unstable"),
+                        "nodes": r["nodes"],
+                        "time_limit": r["time_limit"],
+                        "threads": 1,
+                        "note": "seed_experiment direct runner",
+                    }
+                )
+    return new
+
+
+def net_file(name: str, args: argparse.Namespace) -> Path | None:
+    """The cached model file of a network named in the store."""
+    for arch in ARCHS:
+        prefix = f"_{arch}_e{args.epochs}_s{args.seed}"
+        kind, sep, rest = name.partition(prefix)
+        if not sep or kind not in ("dense", "best", "spr"):
+            continue
+        if kind == "dense" and not rest:
+            return dense_path(arch, args.epochs, args.seed)
+        if rest.startswith("_"):
+            return pruned_path(arch, kind, rest[1:], args.epochs, args.seed)
+    return None
+
+
 def size_stats(net: Network, xte: np.ndarray, i: int, bound_method: str) -> dict:
     """Binaries / nonzeros of the seed formulation at test image ``i``."""
     form = build_formulation(net, ball_region(xte[i], 5.0, "1"), bound_method=bound_method)
@@ -575,6 +712,9 @@ def main() -> None:
         "--grid", nargs="+", help="pruning grid points 'neurons,weights,rs', most aggressive first"
     )
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
+    ap.add_argument(
+        "--engine", choices=["batch", "direct"], default="batch", help="how to run the MIPs"
+    )
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -607,21 +747,26 @@ def main() -> None:
                 pruned["spr"] = spr
         if args.stage == "prune":
             continue
-        dname = f"dense_{arch}_e{args.epochs}_s{args.seed}"
-        drows = run_mips(
-            dname,
-            dense,
-            xte,
-            indices,
-            args.time_limit,
-            args.bound_method,
-            store,
-            args.stage in ("mip", "all") and "dense" in args.nets,
-        )
-        for kind, net in pruned.items():
-            name = f"{kind}_{arch}_e{args.epochs}_s{args.seed}_{net.meta['config']}"
+        nets = [("dense", dense, dense_path(arch, args.epochs, args.seed))] + [
+            (k, n, pruned_path(arch, k, n.meta["config"], args.epochs, args.seed))
+            for k, n in pruned.items()
+        ]
+        drows: list[dict] = []
+        for kind, net, path in nets:
+            name = f"{kind}_{arch}_e{args.epochs}_s{args.seed}"
+            if kind != "dense":
+                name += f"_{net.meta['config']}"
             solve = args.stage in ("mip", "all") and kind in args.nets
-            run_mips(name, net, xte, indices, args.time_limit, args.bound_method, store, solve)
+            if solve and args.engine == "batch":
+                rows = run_mips_batch(
+                    name, path, indices, args.time_limit, args.bound_method, store, args.mnist
+                )
+            else:
+                rows = run_mips(
+                    name, net, xte, indices, args.time_limit, args.bound_method, store, solve
+                )
+            if kind == "dense":
+                drows = rows
         if args.stage in ("report", "all") or not args.no_write:
             results += collect(arch, dense, drows, args, store)
     if results:
@@ -633,6 +778,7 @@ def main() -> None:
                 png = plot(results, arch, args.time_limit, RESULTS / f"seed_{arch}.png")
                 if png is not None:
                     links.append(f"![{arch}](benchmarks/results/{png.name})")
+            import_direct_rows(store, args)
             body = intro(args, archs) + "\n" + md + "\n" + NOTES + "\n" + "\n".join(links)
             write_section(TITLE, body)
 
