@@ -105,13 +105,14 @@ def supermask_train(
     y: np.ndarray,
     amount: float,
     epochs: int = 10,
-    lr: float = 0.05,
-    optimizer: str = "adam",
+    lr: float = 0.1,
+    optimizer: str = "sgd",
     seed: int = 0,
 ) -> tuple[nn.Sequential, Masks, TrainableRecord]:
     """Edge-popup: the weights stay at their initial values, only per-weight scores are learned
-    and each layer keeps its top ``1 - amount`` weights. Returns a plain ``nn.Sequential`` with
-    the masked frozen weights, the masks, and the trainable record (scores only)."""
+    and each layer keeps its top ``1 - amount`` weights (it needs wide layers to be accurate).
+    Returns a plain ``nn.Sequential`` with the masked frozen weights, the masks, and the
+    trainable record (scores only)."""
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must be in [0, 1), got {amount}")
     mods = [
