@@ -107,8 +107,9 @@ def spr_group_values(w: torch.Tensor, big_m: float, alpha: float) -> torch.Tenso
     if big_m <= 0:
         raise ValueError(f"M must be positive, got {big_m}")
     sq = (w**2).sum(dim=1)
-    # The tiny offset keeps sqrt differentiable at a zero group (where the value is 0 anyway).
-    norm = torch.sqrt(sq + 1e-24)
+    # sqrt of a safe argument keeps the gradient finite at a zero group, whose value is 0.
+    nonzero = sq > 0
+    norm = torch.where(nonzero, torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq))), 0.0)
     u = torch.clamp(w.abs().amax(dim=1) / big_m, max=1.0)
     z_star = math.sqrt(alpha / (1.0 - alpha)) * norm
     mid = 2.0 * math.sqrt(alpha * (1.0 - alpha)) * norm
@@ -279,7 +280,7 @@ def interval_bounds_torch(
     hi = torch.clamp(x + eps, domain[0], domain[1])
     out = []
     lins = linear_layers(model)
-    for k, lin in enumerate(lins[:-1]):
+    for lin in lins[:-1]:
         c, r = (hi + lo) / 2, (hi - lo) / 2
         mid = c @ lin.weight.T
         if lin.bias is not None:
@@ -287,7 +288,6 @@ def interval_bounds_torch(
         rad = r @ lin.weight.abs().T
         lo_k, hi_k = mid - rad, mid + rad
         out.append((lo_k, hi_k))
-        del k
         lo, hi = torch.relu(lo_k), torch.relu(hi_k)
     return out
 
