@@ -33,4 +33,3 @@ def _trained(digits: Dataset) -> nn.Sequential:
 def trained(_trained: nn.Sequential) -> nn.Sequential:
     """A fresh copy of a 64-32-32-10 MLP trained on digits (about 93-95 % test accuracy)."""
     return copy.deepcopy(_trained)
-

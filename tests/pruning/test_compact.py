@@ -15,7 +15,9 @@ def _net() -> nn.Sequential:
     m = make_mlp(20, [16, 12, 8], 5, seed=3).double()
     lins = [x for x in m if isinstance(x, nn.Linear)]
     with torch.no_grad():
-        lins[0].weight[0] = 0.0  # zero incoming, positive bias: a constant folded into the next bias
+        lins[0].weight[0] = (
+            0.0  # zero incoming, positive bias: a constant folded into the next bias
+        )
         lins[0].bias[0] = 0.7
         lins[0].weight[1] = 0.0  # zero incoming, negative bias: constant 0
         lins[0].bias[1] = -0.3
@@ -56,8 +58,14 @@ def test_compact_float32_model_and_network_ir():
     b = compact_network(from_torch(m)).forward(x)
     assert np.abs(a - b).max() <= 1e-6
     with torch.no_grad():
-        diff = (m(torch.as_tensor(x, dtype=torch.float32)) - c(torch.as_tensor(x,
-                dtype=torch.float32))).abs().max()
+        diff = (
+            (
+                m(torch.as_tensor(x, dtype=torch.float32))
+                - c(torch.as_tensor(x, dtype=torch.float32))
+            )
+            .abs()
+            .max()
+        )
     assert float(diff) <= 1e-5  # float32 arithmetic on both sides
 
 

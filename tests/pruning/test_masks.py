@@ -17,8 +17,17 @@ def test_masked_weights_stay_zero_through_100_steps(digits, trained, optimizer, 
     masks = magnitude_masks(trained, 0.7)
     # Exactly 100 optimizer steps: 1,200 rows in batches of 12, one epoch.
     x, y = digits.x_train[:1200], digits.y_train[:1200]
-    train(trained, x, y, epochs=1, batch_size=12, optimizer=optimizer, lr=1e-2, masks=masks,
-          weight_decay=weight_decay)
+    train(
+        trained,
+        x,
+        y,
+        epochs=1,
+        batch_size=12,
+        optimizer=optimizer,
+        lr=1e-2,
+        masks=masks,
+        weight_decay=weight_decay,
+    )
     for i, lin in enumerate(linear_layers(trained)):
         assert torch.all(lin.weight[~masks[i]] == 0)
         assert torch.any(lin.weight[masks[i]] != 0)
@@ -31,8 +40,9 @@ def test_masked_gradients_leave_no_optimizer_state(digits, trained):
     def grab(m):
         opt_state["grad"] = [lin.weight.grad.clone() for lin in linear_layers(m)]
 
-    train(trained, digits.x_train[:256], digits.y_train[:256], epochs=1, masks=masks,
-          after_step=grab)
+    train(
+        trained, digits.x_train[:256], digits.y_train[:256], epochs=1, masks=masks, after_step=grab
+    )
     for i, g in enumerate(opt_state["grad"]):
         assert torch.all(g[~masks[i]] == 0)
 

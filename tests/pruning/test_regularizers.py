@@ -28,8 +28,15 @@ from pruning_helpers import fresh, weight_sparsity
 
 
 def test_l1_prox_gives_exact_zeros(digits, trained):
-    train(trained, digits.x_train, digits.y_train, 3, lr=1e-2, optimizer="sgd",
-          after_step=l1_prox(1.0, 1e-2))
+    train(
+        trained,
+        digits.x_train,
+        digits.y_train,
+        3,
+        lr=1e-2,
+        optimizer="sgd",
+        after_step=l1_prox(1.0, 1e-2),
+    )
     assert weight_sparsity(trained) > 0.3
 
 
@@ -51,11 +58,13 @@ def test_structured_regularizers_remove_whole_neurons(digits, trained, kind, lam
     before = hidden_sizes(compact(trained))
     assert before == [32, 32]
     if kind == "spr":
-        model, masks = spr_prune(trained, digits.x_train, digits.y_train, lam=lam, epochs=8,
-                                 finetune_epochs=3, lr=3e-3)
+        model, masks = spr_prune(
+            trained, digits.x_train, digits.y_train, lam=lam, epochs=8, finetune_epochs=3, lr=3e-3
+        )
     else:
-        model, masks = proximal_prune(trained, digits.x_train, digits.y_train, kind, lam,
-                                      epochs=8, finetune_epochs=3)
+        model, masks = proximal_prune(
+            trained, digits.x_train, digits.y_train, kind, lam, epochs=8, finetune_epochs=3
+        )
     after = hidden_sizes(compact(model))
     assert sum(after) < sum(before)
     assert accuracy(model, digits.x_test, digits.y_test) > 0.85
@@ -88,7 +97,7 @@ def test_spr_zero_group_and_gradient():
     v.backward()
     assert float(v.detach()) == 0.0 and torch.all(torch.isfinite(w.grad))
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2))
-    assert float(spr_regularizer(0.1, 0.5)(model, torch.zeros(1, 3))) > 0
+    assert float(spr_regularizer(0.1, 0.5)(model, torch.zeros(1, 3)).detach()) > 0
 
 
 def test_interval_bounds_torch_match_nn2mip(digits, trained):
@@ -119,8 +128,14 @@ def test_stability_regularizer_raises_stable_fraction(digits):
     base = fresh(digits)
     reg = copy.deepcopy(base)
     train(base, digits.x_train, digits.y_train, 10, lr=3e-3)
-    train(reg, digits.x_train, digits.y_train, 10, lr=3e-3,
-          regularizer=relu_stability_regularizer(1.0, eps))
+    train(
+        reg,
+        digits.x_train,
+        digits.y_train,
+        10,
+        lr=3e-3,
+        regularizer=relu_stability_regularizer(1.0, eps),
+    )
     x = digits.x_test[:50]
     without, with_ = _stable_fraction_ir(base, x, eps), _stable_fraction_ir(reg, x, eps)
     assert with_ > without + 0.02
