@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from pruning_helpers import fresh, weight_sparsity
 
 from nn2mip.bounds import interval_bounds
 from nn2mip.region import ball_region
@@ -22,9 +23,7 @@ from pruning.regularizers import (
     spr_prune,
     spr_regularizer,
 )
-from pruning.train import accuracy, linear_layers, train
-
-from pruning_helpers import fresh, weight_sparsity
+from pruning.train import accuracy, train
 
 
 def test_l1_prox_gives_exact_zeros(digits, trained):

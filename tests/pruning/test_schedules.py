@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pruning_helpers import weight_sparsity
 
 from pruning.schedules import cubic_sparsity, gradual_magnitude_prune, magnitude_prune
 from pruning.train import linear_layers
-
-from pruning_helpers import weight_sparsity
 
 
 def test_cubic_schedule_formula():
