@@ -36,11 +36,9 @@ def test_one_shot_reaches_sparsity(digits, trained, scope):
 
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_gradual_reaches_sparsity_and_masks_hold(digits, trained, scope):
-    seen = []
     model, masks = gradual_magnitude_prune(
         trained, digits.x_train, digits.y_train, 0.75, epochs=3, scope=scope, interval=5
     )
-    seen.append(weight_sparsity(model))
     assert weight_sparsity(model) == pytest.approx(0.75, abs=0.01)
     for i, lin in enumerate(linear_layers(model)):
         assert torch.all(lin.weight[~masks[i]] == 0)
