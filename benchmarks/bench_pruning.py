@@ -191,7 +191,9 @@ def write_markdown(
         f"(the first the dense net classifies correctly), interval bounds, HiGHS 1 thread, "
         f"time limit {args.time_limit:.0f} s per image. Each method tries amounts "
         f"{sorted(args.amounts, reverse=True)} and keeps the largest within {args.tolerance} "
-        'accuracy points of dense ("matched" = no); sizes are after `compact`.',
+        'accuracy points of dense ("matched"); when none does, the most accurate try is '
+        "shown with matched = no. Sizes are after `compact`; speedup = dense median MIP time "
+        "/ method median MIP time (per instance: bounds, build and solve).",
         "",
         "| method | amount | test acc | matched | shape | neurons | nonzeros | binaries (med) "
         "| MIP s (med) | speedup | robust/adv/timeout |",
