@@ -26,7 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         required=True,
         help="fraction in [0, 1) of weights (of hidden neurons for neuron/group-lasso/spr)",
     )
-    p.add_argument("--finetune-epochs", type=int, default=10)
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=10,
+        help="fine-tuning epochs (the whole run for gradual)",
+    )
     p.add_argument("--epochs", type=int, default=20, help="training epochs (from-scratch, l1...)")
     p.add_argument("--data", default="digits", help="digits or mnist")
     p.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
