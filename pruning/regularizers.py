@@ -205,12 +205,18 @@ def spr_prune(
     empty_fraction: float = 0.05,
     amount: float = 0.0,
     finetune_epochs: int = 10,
+    restore: str = "regularized",
     seed: int = 0,
 ) -> tuple[nn.Module, Masks]:
     """The seed's pipeline on a (pretrained) model: train with SPR (M per layer from the model as
     given, unless ``big_m``), threshold small weights, drop neurons left (nearly) empty, restore
     the kept neurons' weights (thresholding only decides which neurons go), fine-tune with the
-    neurons masked. Compact the result with ``pruning.compact.compact``."""
+    neurons masked. ``restore="regularized"`` keeps the kept neurons' weights as SPR training
+    left them (below-threshold entries included); ``"pretrained"`` puts back the weights the
+    model had before SPR training. Compact the result with ``pruning.compact.compact``."""
+    if restore not in ("regularized", "pretrained"):
+        raise ValueError(f"restore must be 'regularized' or 'pretrained', got {restore!r}")
+    pretrained = copy.deepcopy(model.state_dict())
     ms = list(big_m) if big_m is not None else layer_big_m(model)
     train(
         model,
@@ -223,8 +229,10 @@ def spr_prune(
         regularizer=spr_regularizer(lam, alpha, ms),
     )
     drop = select_neurons_to_drop(model, threshold, empty_fraction, amount, ms)
-    # Kept neurons keep their regularized weights as they are: nothing below the threshold was
-    # written back, so "restoring" them is simply not zeroing them.
+    # The threshold was only used to decide which neurons go; nothing was zeroed, so kept
+    # neurons still have their full regularized weights unless the pretrained ones are wanted.
+    if restore == "pretrained":
+        model.load_state_dict(pretrained)
     masks = neuron_drop_masks(model, drop)
     if finetune_epochs > 0:
         train(model, x, y, finetune_epochs, lr=lr, optimizer=optimizer, masks=masks, seed=seed)

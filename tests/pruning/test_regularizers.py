@@ -23,7 +23,7 @@ from pruning.regularizers import (
     spr_prune,
     spr_regularizer,
 )
-from pruning.train import accuracy, train
+from pruning.train import accuracy, linear_layers, train
 
 
 def test_l1_prox_gives_exact_zeros(digits, trained):
@@ -139,3 +139,19 @@ def test_stability_regularizer_raises_stable_fraction(digits):
     without, with_ = _stable_fraction_ir(base, x, eps), _stable_fraction_ir(reg, x, eps)
     assert with_ > without + 0.02
     assert accuracy(reg, digits.x_test, digits.y_test) > 0.85
+
+
+def test_spr_restore_pretrained_weights(digits, trained):
+    w0 = [lin.weight.detach().clone() for lin in linear_layers(trained)]
+    model, masks = spr_prune(
+        trained,
+        digits.x_train,
+        digits.y_train,
+        lam=0.05,
+        epochs=3,
+        finetune_epochs=0,
+        restore="pretrained",
+    )
+    for i, lin in enumerate(linear_layers(model)):
+        torch.testing.assert_close(lin.weight, w0[i] * masks[i])
+    assert any(not bool(m.all()) for m in masks.values())
