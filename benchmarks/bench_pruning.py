@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stability-weight", type=float, default=0.5)
     p.add_argument("--store", default=None, help="JSON results store (default benchmarks/...)")
     p.add_argument("--resume", action="store_true", help="skip methods already in the store")
+    p.add_argument(
+        "--table-only", action="store_true", help="write BENCHMARKS.md from the store, run nothing"
+    )
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -114,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     store = Path(args.store or ROOT / "benchmarks" / f"results_pruning_{args.data}.json")
     done = json.loads(store.read_text()) if args.resume and store.is_file() else {}
+    if args.table_only:
+        if "dense" not in done:
+            raise SystemExit(f"no dense result in {store}; run the benchmark first")
+        idx = list(range(int(done["dense"].get("images", args.images))))
+        write_markdown(Path(args.markdown), done, args, done["dense"]["accuracy"], idx)
+        return 0
     data = load_dataset(args.data, args.data_dir if args.data == "mnist" else None)
     cfg = MethodConfig(finetune_epochs=args.finetune_epochs, epochs=args.epochs, seed=args.seed)
     t0 = time.perf_counter()
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "amount": 0.0,
             "accuracy": dense_acc,
             "matched": True,
+            "images": len(idx),
             **describe(dense_net),
             **mip_rows(dense_net, data, idx, args),
         }

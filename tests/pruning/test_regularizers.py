@@ -151,6 +151,7 @@ def test_spr_restore_pretrained_weights(digits, trained):
         epochs=3,
         finetune_epochs=0,
         restore="pretrained",
+        amount=0.25,
     )
     for i, lin in enumerate(linear_layers(model)):
         torch.testing.assert_close(lin.weight, w0[i] * masks[i])
