@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     store = Path(args.store or ROOT / "benchmarks" / f"results_pruning_{args.data}.json")
-    done = json.loads(store.read_text()) if args.resume and store.is_file() else {}
+    keep = (args.resume or args.table_only) and store.is_file()
+    done = json.loads(store.read_text()) if keep else {}
     if args.table_only:
         if "dense" not in done:
             raise SystemExit(f"no dense result in {store}; run the benchmark first")
