@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "accuracy": dense_acc,
             "matched": True,
             "images": len(idx),
+            "command": command_line(),
             **describe(dense_net),
             **mip_rows(dense_net, data, idx, args),
         }
@@ -186,14 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def command_line() -> str:
+    """The command that produced the numbers (``--table-only`` only re-renders them)."""
+    argv = [a for a in sys.argv[1:] if a != "--table-only"]
+    return "python benchmarks/bench_pruning.py " + " ".join(shlex.quote(a) for a in argv)
+
+
 def write_markdown(
     path: Path, done: dict, args: argparse.Namespace, dense_acc: float, idx: list[int]
 ) -> None:
-    """Replace (or append) the issue-3 section of BENCHMARKS.md."""
-    cmd = "python benchmarks/bench_pruning.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """Replace (or add) this data set's subsection of the issue-3 section of BENCHMARKS.md."""
+    cmd = done["dense"].get("command") or command_line()
     base = done["dense"]["median_time"]
+    sub = f"### {args.data}"
     lines = [
-        HEADING,
+        sub,
         "",
         f"Command: `{cmd}`",
         "",
@@ -204,16 +212,18 @@ def write_markdown(
         f"{sorted(args.amounts, reverse=True)} and keeps the largest within {args.tolerance} "
         'accuracy points of dense ("matched"); when none does, the most accurate try is '
         "shown with matched = no. Sizes are after `compact`; speedup = dense median MIP time "
-        "/ method median MIP time (per instance: bounds, build and solve).",
+        '/ method median MIP time (per instance: bounds, build and solve); ">=" when the '
+        "dense median hit the time limit.",
         "",
         "| method | amount | test acc | matched | shape | neurons | nonzeros | binaries (med) "
         "| MIP s (med) | speedup | robust/adv/timeout |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    n_img = done["dense"].get("images", len(idx))
+    # A dense median at the time limit makes every speedup a lower bound.
+    lower = ">=" if 2 * done["dense"]["timeouts"] > n_img else ""
     for name, r in done.items():
         speed = base / max(r["median_time"], 1e-9)
-        # A dense median at the time limit makes every speedup a lower bound.
-        lower = ">=" if 2 * done["dense"]["timeouts"] > done["dense"].get("images", 1) else ""
         lines.append(
             f"| {name} | {r['amount']:.2f} | {r['accuracy']:.4f} | "
             f"{'yes' if r['matched'] else 'no'} | {r['shape']} | {r['neurons']} | "
@@ -221,15 +231,24 @@ def write_markdown(
             f"{lower}{speed:.2f}x | "
             f"{r['robust']}/{r['adversarial']}/{r['timeouts']} |"
         )
-    section = "\n".join(lines) + "\n"
+    block = "\n".join(lines) + "\n"
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
+    if HEADING not in text:
+        text = text.rstrip("\n") + "\n\n" + HEADING + "\n\n"
+    start = text.index(HEADING)
+    end = text.find("\n## ", start + len(HEADING))
+    end = len(text) if end < 0 else end + 1
+    section = text[start:end]
+    if f"\n{sub}\n" in section:
+        a = section.index(f"\n{sub}\n") + 1
+        b = section.find("\n### ", a + len(sub))
+        b = len(section) if b < 0 else b + 1
+        section = section[:a] + block + ("\n" if b < len(section) else "") + section[b:]
     else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+        section = section.rstrip("\n") + "\n\n" + block
+    if not section.endswith("\n\n") and end < len(text):
+        section += "\n"
+    path.write_text(text[:start] + section + text[end:])
 
 
 if __name__ == "__main__":
