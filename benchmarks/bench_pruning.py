@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps", type=float, default=0.02)
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per instance")
     p.add_argument("--stability-weight", type=float, default=0.5)
+    p.add_argument("--spr-lambda", type=float, default=0.05, help="SPR strength")
+    p.add_argument("--lam", type=float, default=1e-3, help="L1 / group-lasso strength")
     p.add_argument("--store", default=None, help="JSON results store (default benchmarks/...)")
     p.add_argument("--resume", action="store_true", help="skip methods already in the store")
     p.add_argument(
@@ -125,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(Path(args.markdown), done, args, done["dense"]["accuracy"], idx)
         return 0
     data = load_dataset(args.data, args.data_dir if args.data == "mnist" else None)
-    cfg = MethodConfig(finetune_epochs=args.finetune_epochs, epochs=args.epochs, seed=args.seed)
+    cfg = MethodConfig(
+        finetune_epochs=args.finetune_epochs,
+        epochs=args.epochs,
+        seed=args.seed,
+        spr_lambda=args.spr_lambda,
+        lam=args.lam,
+    )
     t0 = time.perf_counter()
     dense = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
     train(dense, data.x_train, data.y_train, args.epochs, lr=cfg.lr, seed=args.seed)
