@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "accuracy": acc,
             "matched": bool(matched),
             "train_seconds": secs,
+            "command": command_line(),
             **describe(net),
             **mip_rows(net, data, idx, args),
         }
@@ -227,6 +228,12 @@ def write_markdown(
         "| MIP s (med) | speedup | robust/adv/timeout |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    reruns: dict[str, list[str]] = {}
+    for name, r in done.items():
+        if r.get("command", cmd) != cmd:
+            reruns.setdefault(r["command"], []).append(name)
+    for other, names in reruns.items():
+        lines[3:3] = [f"Rows {', '.join(names)} come from: `{other}`", ""]
     n_img = done["dense"].get("images", len(idx))
     # A dense median at the time limit makes every speedup a lower bound.
     lower = ">=" if 2 * done["dense"]["timeouts"] > n_img else ""
