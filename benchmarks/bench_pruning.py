@@ -233,7 +233,7 @@ def write_markdown(
         if r.get("command", cmd) != cmd:
             reruns.setdefault(r["command"], []).append(name)
     for other, names in reruns.items():
-        lines[3:3] = [f"Rows {', '.join(names)} come from: `{other}`", ""]
+        lines[4:4] = [f"Rows {', '.join(names)} come from: `{other}`", ""]
     n_img = done["dense"].get("images", len(idx))
     # A dense median at the time limit makes every speedup a lower bound.
     lower = ">=" if 2 * done["dense"]["timeouts"] > n_img else ""
