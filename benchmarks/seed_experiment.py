@@ -266,7 +266,13 @@ def seed_spr(
 
 
 def prune_spr(
-    arch: str, epochs: int, seed: int, data: tuple, max_drop: float, spr_epochs: int
+    arch: str,
+    epochs: int,
+    seed: int,
+    data: tuple,
+    max_drop: float,
+    spr_epochs: int,
+    grid: list[tuple[float, float]] | None = None,
 ) -> Network | None:
     """SPR over the seed's (lambda, alpha) grid (cached); the smallest compacted net whose train
     accuracy is within ``max_drop`` of the dense one. ``None`` if SPR is not available."""
@@ -277,29 +283,28 @@ def prune_spr(
     xtr, ytr, xte, yte = data
     lams = tuple(10 * v for v in SPR_LAMBDAS) if arch == "6x500" else SPR_LAMBDAS
     best: Network | None = None
-    for lam in lams:
-        for alpha in SPR_ALPHAS:
-            tag = f"l{lam:g}_a{alpha:g}_se{spr_epochs}"
-            path = pruned_path(arch, "spr", tag, epochs, seed)
-            if not path.is_file():
-                t0 = time.perf_counter()
-                model = seed_spr(dense, data, lam, alpha, max_drop, spr_epochs, seed)
-                net = compact_network(from_torch(model))
-                small = to_torch(net)
-                meta = {
-                    "arch": arch,
-                    "method": "spr",
-                    "config": tag,
-                    "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
-                    "test_acc": f"{accuracy(small, xte, yte):.4f}",
-                    "prune_time": f"{time.perf_counter() - t0:.1f}",
-                }
-                save_network(net, path, meta=meta)
-                log(f"spr {arch} {tag}: {meta}")
-            net = load_network(path)
-            ok = base - float(net.meta["train_acc"]) <= max_drop
-            if ok and (best is None or hidden_size(net) < hidden_size(best)):
-                best = net
+    for lam, alpha in grid or [(a, b) for a in lams for b in SPR_ALPHAS]:
+        tag = f"l{lam:g}_a{alpha:g}_se{spr_epochs}"
+        path = pruned_path(arch, "spr", tag, epochs, seed)
+        if not path.is_file():
+            t0 = time.perf_counter()
+            model = seed_spr(dense, data, lam, alpha, max_drop, spr_epochs, seed)
+            net = compact_network(from_torch(model))
+            small = to_torch(net)
+            meta = {
+                "arch": arch,
+                "method": "spr",
+                "config": tag,
+                "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
+                "test_acc": f"{accuracy(small, xte, yte):.4f}",
+                "prune_time": f"{time.perf_counter() - t0:.1f}",
+            }
+            save_network(net, path, meta=meta)
+            log(f"spr {arch} {tag}: {meta}")
+        net = load_network(path)
+        ok = base - float(net.meta["train_acc"]) <= max_drop
+        if ok and (best is None or hidden_size(net) < hidden_size(best)):
+            best = net
     return best
 
 
@@ -711,6 +716,7 @@ def main() -> None:
     ap.add_argument(
         "--grid", nargs="+", help="pruning grid points 'neurons,weights,rs', most aggressive first"
     )
+    ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
     ap.add_argument(
         "--engine", choices=["batch", "direct"], default="batch", help="how to run the MIPs"
@@ -742,7 +748,10 @@ def main() -> None:
         grid = [PruneConfig(*map(float, g.split(","))) for g in args.grid] if args.grid else GRID
         pruned = {"best": prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)}
         if "spr" in args.nets:
-            spr = prune_spr(arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs)
+            sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
+            spr = prune_spr(
+                arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs, sgrid or None
+            )
             if spr is not None:
                 pruned["spr"] = spr
         if args.stage == "prune":
