@@ -518,6 +518,32 @@ def import_direct_rows(store: Path, args: argparse.Namespace) -> int:
     return new
 
 
+def nn2mip_report(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """``nn2mip report`` on the SQLite store with explicit dense/pruned pairs; its plots are
+    copied to benchmarks/results/seed_report/ and returned as Markdown links."""
+    import shutil
+
+    from adversarial.report import build_report
+
+    db = sqlite_path(args.time_limit, args.bound_method)
+    pairs = []
+    for r in results:
+        kind, _, config = r["method"].partition(" (")
+        dense = dense_path(r["arch"], args.epochs, args.seed)
+        pruned = pruned_path(r["arch"], kind, config.rstrip(")"), args.epochs, args.seed)
+        pairs.append((str(dense), str(pruned)))
+    out = OUT / "report"
+    rep = build_report(db, out, pairs)
+    dest = RESULTS / "seed_report"
+    dest.mkdir(parents=True, exist_ok=True)
+    links = []
+    for f in rep.files:
+        if f.suffix == ".png":
+            shutil.copy(f, dest / f.name)
+            links.append(f"![{f.stem}](benchmarks/results/seed_report/{f.name})")
+    return links
+
+
 def net_file(name: str, args: argparse.Namespace) -> Path | None:
     """The cached model file of a network named in the store."""
     for arch in ARCHS:
@@ -795,6 +821,7 @@ def main() -> None:
                 if png is not None:
                     links.append(f"![{arch}](benchmarks/results/{png.name})")
             import_direct_rows(store, args)
+            links += nn2mip_report(results, args)
             body = intro(args, archs) + "\n" + md + "\n" + NOTES + "\n" + "\n".join(links)
             write_section(TITLE, body)
 
