@@ -411,8 +411,7 @@ def run_mips_batch(
 ) -> list[dict]:
     """The same instances through the batch engine (SQLite store, resumable; PGD off so the
     times are MIP times); the rows are mirrored into ``store`` for the table."""
-    from adversarial.batch import BatchSpec, file_sha256, run_batch
-    from adversarial.store import ResultStore
+    from adversarial.batch import BatchSpec, run_batch
 
     db = sqlite_path(time_limit, bound_method)
     known = stored_rows(store, time_limit, bound_method).get(name, [])
@@ -432,6 +431,19 @@ def run_mips_batch(
         bound_method=bound_method,
     )
     run_batch(spec, db, jobs=1, executor="inline", progress=False)
+    return mirror_batch_rows(name, path, indices, time_limit, bound_method, store)
+
+
+def mirror_batch_rows(
+    name: str, path: Path, indices: list[int], time_limit: float, bound_method: str, store: Path
+) -> list[dict]:
+    """Copy the batch engine's rows for the model at ``path`` into ``store`` (once each)."""
+    from adversarial.batch import file_sha256
+    from adversarial.store import ResultStore, check_store
+
+    db = sqlite_path(time_limit, bound_method)
+    if not check_store(db):
+        return []
     sha = file_sha256(path)
     with ResultStore(db, readonly=True) as st:
         found = [r for r in st.rows() if r["model_sha256"] == sha]
@@ -804,6 +816,10 @@ def main() -> None:
                     name, path, indices, args.time_limit, args.bound_method, store, args.mnist
                 )
             else:
+                if kind != "dense":
+                    mirror_batch_rows(
+                        name, path, indices, args.time_limit, args.bound_method, store
+                    )
                 rows = run_mips(
                     name, net, xte, indices, args.time_limit, args.bound_method, store, solve
                 )
