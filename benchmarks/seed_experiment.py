@@ -247,10 +247,17 @@ def seed_spr(
 
     xtr, ytr, _, _ = data
     model = to_torch(dense)
-    base = accuracy(model, xtr, ytr)
     ms = layer_big_m(model)
-    reg = spr_regularizer(lam, alpha, ms)
-    train(model, xtr, ytr, epochs, lr=0.1, batch_size=128, optimizer="sgd", regularizer=reg)
+    tag = f"{dense.meta.get('arch')}_e{dense.meta.get('epochs')}_s{seed}_l{lam:g}_a{alpha:g}_se{epochs}"
+    cache = OUT / f"sprtrained_{tag}.safetensors"
+    if cache.is_file():
+        model = to_torch(load_network(cache))
+    else:
+        reg = spr_regularizer(lam, alpha, ms)
+        train(model, xtr, ytr, epochs, lr=0.1, batch_size=128, optimizer="sgd", regularizer=reg)
+        save_network(from_torch(model), cache)
+    # The seed's rule: the threshold may cost at most max_drop of the SPR-trained accuracy.
+    base = accuracy(model, xtr, ytr)
     chosen = None
     for thr in SPR_THRESHOLDS:  # most aggressive first
         trial = copy.deepcopy(model)
