@@ -248,7 +248,8 @@ def seed_spr(
     xtr, ytr, _, _ = data
     model = to_torch(dense)
     ms = layer_big_m(model)
-    tag = f"{dense.meta.get('arch')}_e{dense.meta.get('epochs')}_s{seed}_l{lam:g}_a{alpha:g}_se{epochs}"
+    arch, dense_epochs = dense.meta.get("arch"), dense.meta.get("epochs")
+    tag = f"{arch}_e{dense_epochs}_s{seed}_l{lam:g}_a{alpha:g}_se{epochs}"
     cache = OUT / f"sprtrained_{tag}.safetensors"
     if cache.is_file():
         model = to_torch(load_network(cache))
