@@ -8,7 +8,13 @@ Stages (each cached under ``benchmarks/out/seed/``, outside git, so reruns are c
    radius 5, stopped once the sign is settled) on the same test images for every network;
 4. write "## Seed experiment: MNIST, L1 delta=5 (issue 6)" into BENCHMARKS.md.
 
-    python benchmarks/seed_experiment.py --quick [--time-limit 60] [--stage train]
+    python benchmarks/seed_experiment.py --quick --time-limit 60     # what fits one session
+    python benchmarks/seed_experiment.py                               # full: 5 nets, 600 s
+
+Every stage resumes from its cache, so a killed run loses at most the instance in flight.
+``--stage`` runs one stage; ``--grid`` / ``--spr-grid`` choose pruning configurations;
+``--engine batch`` (default) solves through ``adversarial.batch`` into an SQLite store, whose
+plots come from ``nn2mip report``.
 """
 
 from __future__ import annotations
@@ -774,6 +780,12 @@ def main() -> None:
     ap.add_argument(
         "--engine", choices=["batch", "direct"], default="batch", help="how to run the MIPs"
     )
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        default=ROOT / "benchmarks" / "seed_notes.md",
+        help="Markdown appended to the section (findings of the run)",
+    )
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -846,7 +858,9 @@ def main() -> None:
                     links.append(f"![{arch}](benchmarks/results/{png.name})")
             import_direct_rows(store, args)
             links += nn2mip_report(results, args)
-            body = intro(args, archs) + "\n" + md + "\n" + NOTES + "\n" + "\n".join(links)
+            extra = args.notes.read_text() if args.notes and args.notes.is_file() else ""
+            body = intro(args, archs) + "\n" + md + "\n" + NOTES + "\n" + extra + "\n"
+            body += "\n".join(links)
             write_section(TITLE, body)
 
 
