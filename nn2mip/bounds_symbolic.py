@@ -30,9 +30,7 @@ from nn2mip.network import Network
 from nn2mip.region import InputRegion
 
 
-def relu_relaxation(
-    lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slopes and intercept of the ReLU sandwich on ``[lo, hi]``.
 
     Returns ``(upper_slope, upper_intercept, lower_slope)``: ``relu(z) <= su z + tu`` and
@@ -54,9 +52,7 @@ def relu_relaxation(
     return su, tu, sl
 
 
-def concretize(
-    a: np.ndarray, c: np.ndarray, region: InputRegion
-) -> tuple[np.ndarray, np.ndarray]:
+def concretize(a: np.ndarray, c: np.ndarray, region: InputRegion) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``a @ x + c`` (``a`` of shape (m, n)) over the region, row by row."""
     ap, an = np.maximum(a, 0.0), np.minimum(a, 0.0)
     lo = ap @ region.lower + an @ region.upper + c

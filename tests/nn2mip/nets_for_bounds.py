@@ -26,8 +26,7 @@ def nets() -> dict[str, Network]:
     """A dense and a structured-pruned 64-32-32-10 digits net, and a random 64-24-24-24-10."""
     torch.set_num_threads(1)
     data = digits()
-    dense = train(make_mlp(64, [32, 32], 10, seed=1), data.x_train, data.y_train, epochs=6,
-                  lr=3e-3)
+    dense = train(make_mlp(64, [32, 32], 10, seed=1), data.x_train, data.y_train, epochs=6, lr=3e-3)
     pruned = copy.deepcopy(dense)
     train(pruned, data.x_train, data.y_train, epochs=2, masks=neuron_masks(pruned, 0.5))
     rng = np.random.default_rng(7)
