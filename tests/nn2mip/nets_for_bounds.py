@@ -31,7 +31,7 @@ def nets() -> dict[str, Network]:
     train(pruned, data.x_train, data.y_train, epochs=2, masks=neuron_masks(pruned, 0.5))
     rng = np.random.default_rng(7)
     sizes = [64, 24, 24, 24, 10]
-    ws = [rng.normal(0, 1 / np.sqrt(m), (n, m)) for m, n in zip(sizes, sizes[1:])]
+    ws = [rng.normal(0, 1 / np.sqrt(m), (n, m)) for m, n in zip(sizes[:-1], sizes[1:], strict=True)]
     bs = [rng.normal(0, 0.1, n) for n in sizes[1:]]
     return {
         "dense": from_torch(dense),
