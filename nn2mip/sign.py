@@ -35,7 +35,7 @@ from nn2mip.mip import MipModel
 
 SignMethod = Literal["target", "callback", "hybrid", "probe", "feasibility"]
 SIGN_METHODS: tuple[str, ...] = ("target", "callback", "hybrid", "probe", "feasibility")
-DEFAULT_METHOD: SignMethod = "target"
+DEFAULT_METHOD: SignMethod = "probe"
 
 
 def solve_sign(
