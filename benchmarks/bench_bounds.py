@@ -233,6 +233,10 @@ def _omlt_build(net: Network, region) -> float | None:
         from omlt.neuralnet.layer import DenseLayer, InputLayer
     except ImportError:
         return None
+    import logging
+
+    # OMLT initializes scaled inputs to 0 outside their bounds; Pyomo warns once per variable.
+    logging.getLogger("pyomo.core").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     bounds = {i: (float(lo), float(hi)) for i, (lo, hi) in enumerate(
         zip(region.lower, region.upper, strict=True))}  # fmt: skip

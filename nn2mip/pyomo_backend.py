@@ -20,7 +20,8 @@ from typing import Any, TextIO
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.core.expr.numeric_expr import LinearExpression
+from pyomo.common.gc_manager import PauseGC
+from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from nn2mip.bounds import NetworkBounds, compute_bounds
 from nn2mip.errors import InvalidInputError
@@ -191,17 +192,22 @@ def add_network(
 
     def row_rule(b: pyo.Block, r: int) -> Any:
         s, e = indptr[r], indptr[r + 1]
+        # Passing ready-made monomials is ~3x faster than linear_coefs=/linear_vars=.
         expr = LinearExpression(
-            constant=0.0,
-            linear_coefs=data[s:e],
-            linear_vars=[colvars[j] for j in indices[s:e]],
+            [
+                MonomialTermExpression((c, colvars[j]))
+                for c, j in zip(data[s:e], indices[s:e], strict=True)
+            ]
         )
         lo, hi = row_lo[r], row_hi[r]
         if lo == hi:
             return expr == lo
         return (None if lo == -np.inf else lo, expr, None if hi == np.inf else hi)
 
-    blk.rows = pyo.Constraint(range(mip.num_rows), rule=row_rule)
+    # Pausing the garbage collector matters: tens of thousands of new term objects otherwise
+    # trigger full collections over the whole Pyomo model, which dominated the build time.
+    with PauseGC():
+        blk.rows = pyo.Constraint(range(mip.num_rows), rule=row_rule)
     t2 = time.perf_counter()
 
     counts = enc.kind_counts()

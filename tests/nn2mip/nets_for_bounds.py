@@ -38,3 +38,16 @@ def nets() -> dict[str, Network]:
         "pruned": compact_network(from_torch(pruned)),
         "random": network_from_arrays(ws, bs),
     }
+
+
+@cache
+def sampled(name: str, norm: str, eps: float, n: int = 100_000) -> tuple[list[np.ndarray], ...]:
+    """Per-layer (min, max) of the pre-activations over ``n`` sampled inputs of the region."""
+    from nn2mip.region import ball_region
+
+    net = nets()[name]
+    region = ball_region(digits().x_test[1], eps, norm)  # type: ignore[arg-type]
+    x = region.sample(n, np.random.default_rng(0))
+    assert region.contains(x).all()
+    zs = net.pre_activations(x)
+    return [z.min(axis=0) for z in zs], [z.max(axis=0) for z in zs]

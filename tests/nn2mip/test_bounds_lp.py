@@ -22,7 +22,7 @@ def test_lp_sound_and_tighter_than_symbolic(name, norm, eps):
     region = ball_region(digits().x_test[1], eps, norm)
     lp = compute_bounds(net, region, "lp")
     assert lp.method == "lp"
-    assert_sound(net, region, lp)
+    assert_sound(name, norm, eps, lp)
     assert_within(lp, compute_bounds(net, region, "symbolic"))
 
 
