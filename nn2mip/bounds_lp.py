@@ -22,7 +22,7 @@ from nn2mip.bounds_symbolic import _tighten_layer, symbolic_bounds
 from nn2mip.formulation import add_region, encode_network
 from nn2mip.highs_backend import _new_highs, to_highs_lp
 from nn2mip.mip import MipModel
-from nn2mip.network import Network
+from nn2mip.network import AffineLayer, Network
 from nn2mip.region import InputRegion
 
 # LP optima are only as exact as HiGHS's tolerances (1e-7); widen by more than that.
@@ -79,8 +79,10 @@ def _tighten_with_lp(
 ) -> int:
     """LP bounds for neurons ``todo`` of layer k, in place; returns the number of LPs solved."""
     model = MipModel()
-    x = add_region(model, region)
-    sub = Network(network.layers[:k])
+    if region.norm == "1" and region.center is not None:
+        x, sub = _l1_inputs(model, network, region, k)
+    else:
+        x, sub = add_region(model, region), Network(network.layers[:k])
     enc = encode_network(model, sub, NetworkBounds(lowers[:k], uppers[:k], "lp"), x)
     model.sense = "min"
     lp = to_highs_lp(model)
@@ -117,6 +119,27 @@ def _tighten_with_lp(
             if relu and (lowers[k][i] >= 0.0 or uppers[k][i] <= 0.0):
                 break
     return solves
+
+
+def _l1_inputs(
+    model: MipModel, network: Network, region: InputRegion, k: int
+) -> tuple[np.ndarray, Network]:
+    """Input columns and first k layers for an L1 ball, with ``x = c + p - q``.
+
+    ``p, q >= 0`` up to the box room on each side and ``sum p + q <= eps``: one row instead of
+    the ``t >= |x - c|`` rows, whose degeneracy made every LP take thousands of iterations.
+    The set of reachable ``x`` is exactly the region, so the pre-activations are unchanged.
+    """
+    c = region.center
+    assert c is not None
+    room = np.concatenate([np.maximum(region.upper - c, 0.0), np.maximum(c - region.lower, 0.0)])
+    cols = model.add_cols(0.0, room)
+    model.add_rows(np.zeros(cols.size), cols, np.ones(cols.size), -np.inf, region.eps, n=1)
+    first = network.layers[0]
+    lifted = AffineLayer(
+        np.hstack([first.weight, -first.weight]), first.bias + first.weight @ c, first.relu
+    )
+    return cols, Network((lifted, *network.layers[1:k]))
 
 
 def _solve(h: highspy.Highs, side: str) -> float | None:
