@@ -310,7 +310,7 @@ def main() -> None:
         "digits 64-64-64-10",
         xs,
         ys,
-        [("inf", 0.08), ("1", 2.5)],
+        [("inf", 0.08), ("1", 1.5), ("1", 2.5)],
         args.instances + 2,
         args.time_limit,
     )
