@@ -54,3 +54,13 @@ def test_methods_registered_and_formulation_uses_them():
         for m in ("interval", "symbolic", "lp")
     }
     assert sizes["interval"] >= sizes["symbolic"] >= sizes["lp"]
+
+
+def test_output_layer_tightening_is_sound():
+    net = nets()["dense"]
+    region = ball_region(digits().x_test[1], 0.05, "inf")
+    lp = lp_bounds(net, region, tighten_output=True)
+    assert_sound("dense", "inf", 0.05, lp)
+    sym = compute_bounds(net, region, "symbolic")
+    assert_within(lp, sym)
+    assert np.sum(lp.upper[-1] - lp.lower[-1]) <= np.sum(sym.upper[-1] - sym.lower[-1])

@@ -48,3 +48,16 @@ def test_min_models_and_unknown_methods_are_rejected():
     form.model.sense = "min"
     with pytest.raises(InvalidInputError, match="max model"):
         solve_sign(form.model, TOL, TOL)
+
+
+@pytest.mark.parametrize("eps", [0.01, 0.15])
+def test_attacks_reach_the_same_verdict_with_the_default_early_stop(eps):
+    from adversarial.problems import targeted_attack
+
+    net = nets()["pruned"]
+    x0 = digits().x_test[3]
+    label = int(net.predict(x0)[0])
+    target = int([j for j in np.argsort(-net.forward(x0)) if j != label][0])
+    fast = targeted_attack(net, x0, label, target, eps, bound_method="symbolic")
+    full = targeted_attack(net, x0, label, target, eps, bound_method="symbolic", early_stop=False)
+    assert fast.verdict == full.verdict != "unknown"
