@@ -48,7 +48,6 @@ def lp_bounds(
     lowers = [lo.copy() for lo in base.lower]
     uppers = [hi.copy() for hi in base.upper]
     n_layers = len(network.layers)
-    solves = 0
     # Layer 0 needs no LP: its symbolic bounds are already the exact extremes over the region.
     for k in range(1, n_layers):
         lo, hi = _tighten_layer(network, region, lowers[:k], uppers[:k], k)
@@ -63,9 +62,8 @@ def lp_bounds(
             continue
         if todo.size == 0 or time.perf_counter() >= deadline:
             continue
-        solves += _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline)
-    out = NetworkBounds(lowers, uppers, "lp")
-    return out
+        _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline)
+    return NetworkBounds(lowers, uppers, "lp")
 
 
 def _tighten_with_lp(
