@@ -45,7 +45,7 @@ def solve_sign(
     model: MipModel,
     found_tol: float,
     robust_tol: float,
-    method: SignMethod = DEFAULT_METHOD,
+    method: SignMethod | None = None,
     time_limit: float | None = None,
     threads: int = 1,
     options: dict[str, object] | None = None,
@@ -57,6 +57,9 @@ def solve_sign(
     """
     if model.sense != "max":
         raise InvalidInputError("sign solves expect a max model (the margin)")
+    if method is None:
+        # Read at call time, so that setting nn2mip.sign.DEFAULT_METHOD switches every caller.
+        method = DEFAULT_METHOD
     if method == "probe":
         t0 = time.perf_counter()
         if _presolve_refutes(model, robust_tol, threads, options):
