@@ -14,7 +14,8 @@ from nn2mip.region import ball_region
 ONNX = Path(__file__).resolve().parents[2].parent / "shared/data/vnncomp_mnist_fc/onnx"
 
 
-@pytest.mark.parametrize("norm,eps", [("inf", 0.02), ("1", 1.0)])
+# L1 balls are covered on the digits nets; one 784-input region keeps this test short.
+@pytest.mark.parametrize("norm,eps", [("inf", 0.02)])
 def test_vnncomp_net_bounds_sound_and_nested(norm, eps):
     onnx_io = pytest.importorskip("nn2mip.onnx_io", reason="ONNX import is not on this branch")
     path = ONNX / "mnist-net_256x2.onnx"
@@ -25,7 +26,7 @@ def test_vnncomp_net_bounds_sound_and_nested(norm, eps):
     region = ball_region(rng.random(net.input_size), eps, norm)
     ivl = interval_bounds(net, region)
     sym = compute_bounds(net, region, "symbolic")
-    lp = lp_bounds(net, region, time_budget=3.0)
+    lp = lp_bounds(net, region, time_budget=1.0)
     zmin = [np.full(lo.shape, np.inf) for lo in ivl.lower]
     zmax = [np.full(lo.shape, -np.inf) for lo in ivl.lower]
     for _ in range(10):  # 100,000 samples in chunks: 784 inputs are too wide for one batch
