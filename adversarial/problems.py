@@ -15,6 +15,7 @@ import numpy as np
 from torch import nn
 
 from adversarial.witness import WitnessCheck, check_witness
+from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
 from nn2mip.highs_backend import SolveResult, solve_highs
@@ -129,7 +130,7 @@ def targeted_attack(
     domain: tuple[float, float] = (0.0, 1.0),
     time_limit: float | None = None,
     threads: int = 1,
-    bound_method: str = "interval",
+    bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
     early_stop: bool = True,
 ) -> AttackResult:
@@ -194,7 +195,7 @@ def untargeted_attack(
     domain: tuple[float, float] = (0.0, 1.0),
     time_limit: float | None = None,
     threads: int = 1,
-    bound_method: str = "interval",
+    bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
     strategy: Literal["loop", "single"] = "loop",
     early_stop: bool = True,

@@ -79,6 +79,10 @@ def interval_bounds(network: Network, region: InputRegion) -> NetworkBounds:
     return NetworkBounds(lowers, uppers, "interval")
 
 
+# The default everywhere: CROWN-style symbolic bounds cost milliseconds and remove about a
+# third of the unstable neurons interval arithmetic leaves (BENCHMARKS.md, issue 4).
+DEFAULT_BOUND_METHOD = "symbolic"
+
 BoundMethod = Callable[[Network, InputRegion], NetworkBounds]
 _METHODS: dict[str, BoundMethod] = {"interval": interval_bounds}
 
