@@ -14,6 +14,7 @@ from nn2mip.errors import Nn2mipError
 COMMANDS = [
     "nn2mip.commands.demo",
     "nn2mip.commands.encode",
+    "nn2mip.commands.verify",
 ]
 
 
