@@ -223,9 +223,7 @@ def _confirm(
     return None
 
 
-def _output_interval(
-    form_bounds: NetworkBounds, network: Network
-) -> tuple[np.ndarray, np.ndarray]:
+def _output_interval(form_bounds: NetworkBounds, network: Network) -> tuple[np.ndarray, np.ndarray]:
     return form_bounds.post_activation(network, len(network.layers) - 1)
 
 
@@ -398,8 +396,14 @@ def _solve_disjunct(
                 # Solver tolerances can leave the MIP point a hair short; a few PGD steps from it
                 # usually cross the line.
                 cand = pgd_attack(
-                    network, case.lower, case.upper, (dj,), min(1.0, max(clock.left(), 0.0)),
-                    restarts=2, steps=20, start=x,
+                    network,
+                    case.lower,
+                    case.upper,
+                    (dj,),
+                    min(1.0, max(clock.left(), 0.0)),
+                    restarts=2,
+                    steps=20,
+                    start=x,
                 )
                 xy = _confirm(network, prop, case, cand)
             if xy is not None:

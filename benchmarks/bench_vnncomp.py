@@ -150,7 +150,7 @@ def report(rows: list[dict[str, str]], official: dict, command: str) -> str:
     lines = [
         f"Command: `{command}`",
         "",
-        "Each instance: ONNX network + VNN-LIB property with its official timeout (possibly capped, "
+        "Each instance: ONNX network + VNN-LIB property with its official timeout (maybe capped, "
         "column `timeout`). Our time is wall clock for loading the ONNX and VNN-LIB files and "
         "verifying (PGD, bounds, HiGHS 1 thread per MIP) on a shared 2-core machine; "
         "alpha-beta-CROWN's time is the official 2022 one (GPU, including its ~6 s start-up). "
@@ -199,11 +199,16 @@ def report(rows: list[dict[str, str]], official: dict, command: str) -> str:
         ]
     open_rows = [r for r in rows if r["result"] not in ("sat", "unsat")]
     if open_rows:
-        lines += ["", "Not decided: " + ", ".join(
-            f"{r['network'].removeprefix('mnist-net_')} {Path(r['vnnlib']).stem} "
-            f"({r['result']}, official {r['official']})"
-            for r in open_rows
-        ) + "."]
+        lines += [
+            "",
+            "Not decided: "
+            + ", ".join(
+                f"{r['network'].removeprefix('mnist-net_')} {Path(r['vnnlib']).stem} "
+                f"({r['result']}, official {r['official']})"
+                for r in open_rows
+            )
+            + ".",
+        ]
     methods = sorted({r["bound_method"] for r in rows})
     lines += ["", f"Bound method(s): {', '.join(methods)}."]
     return "\n".join(lines)
@@ -215,7 +220,9 @@ def main() -> int:
     ap.add_argument("--timeout-cap", type=float, default=None, help="lower the official timeouts")
     ap.add_argument("--limit", type=int, default=None, help="run at most N new instances")
     ap.add_argument("--threads", type=int, default=1, help="HiGHS threads")
-    ap.add_argument("--bounds", default=None, help=f"bound method (default {default_bound_method()})")
+    ap.add_argument(
+        "--bounds", default=None, help=f"bound method (default {default_bound_method()})"
+    )
     ap.add_argument("--out", type=Path, default=OUT / "vnncomp_mnist_fc.csv")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown table")
     args = ap.parse_args()

@@ -22,9 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_float, required=True, help="seconds in total")
     p.add_argument("--out", default=None, help="write the result (and counterexample) here")
     p.add_argument("--threads", type=int, default=1, help="HiGHS threads")
-    p.add_argument(
-        "--bounds", default=None, help="bound method (default: the tightest available)"
-    )
+    p.add_argument("--bounds", default=None, help="bound method (default: the tightest available)")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     return p
@@ -73,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(res.as_dict())
     else:
         sys.stdout.write(text)
-        detail = f"{res.decided_by or 'undecided'}, {res.total_time:.2f} s, bounds {res.bound_method}"
+        detail = (
+            f"{res.decided_by or 'undecided'}, {res.total_time:.2f} s, bounds {res.bound_method}"
+        )
         if res.note:
             detail += f"; {res.note}"
         print(f"nn2mip: {res.result} ({detail})", file=sys.stderr)
