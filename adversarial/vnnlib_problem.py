@@ -288,7 +288,8 @@ def verify_property(
     def found(ci: int, k: int, xy: tuple[np.ndarray, np.ndarray], how: str) -> VerifyResult:
         res.x, res.y = xy
         res.case, res.disjunct, res.decided_by = ci, k, how
-        res.outcomes.append(DisjunctOutcome(ci, k, "sat", how))
+        if how != "mip":  # a MIP outcome is already recorded, with its solver figures
+            res.outcomes.append(DisjunctOutcome(ci, k, "sat", how))
         return finish("sat")
 
     if not prop.cases:
@@ -347,7 +348,6 @@ def verify_property(
                 notes.append(f"case {ci} disjunct {k}: {note}")
             if verdict == "sat":
                 assert xy is not None
-                res.outcomes.pop()
                 return found(ci, k, xy, "mip")
             if verdict != "unsat":
                 open_verdicts.append(verdict)

@@ -225,6 +225,7 @@ def main() -> int:
     )
     ap.add_argument("--out", type=Path, default=OUT / "vnncomp_mnist_fc.csv")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown table")
+    ap.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"shared data not found at {DATA}", file=sys.stderr)
@@ -273,9 +274,9 @@ def main() -> int:
                 if row["status"] == "WRONG":
                     print(f"WRONG ANSWER on {key}: {row}", file=sys.stderr, flush=True)
     rows = list(done.values())
-    argv = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--report-only")
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:] if a not in ("--report-only",))
     command = f"nice -n 10 python benchmarks/bench_vnncomp.py {argv}".strip()
-    if rows:
+    if rows and not args.no_markdown:
         write_section(SECTION, report(rows, official, command))
     wrong = sum(r["status"] == "WRONG" for r in rows)
     print(f"{len(rows)} instances recorded, {wrong} wrong", file=sys.stderr)
