@@ -44,7 +44,7 @@ UNSAT_CUTOFF = 1e-5
 # If a MIP candidate fails the re-check (solver tolerances), search again for a clear margin.
 STRICT_TARGET = -1e-4
 # Seconds the attack may take at most, whatever the timeout.
-ATTACK_CAP = 5.0
+ATTACK_CAP = 10.0
 
 # An attack gets (network, lower, upper, disjuncts, time budget) and returns candidate inputs
 # (rows) or None; the verifier re-checks whatever it returns.
