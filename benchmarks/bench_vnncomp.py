@@ -145,7 +145,7 @@ def _median(xs: list[float]) -> str:
     return f"{statistics.median(xs):.1f}" if xs else "-"
 
 
-def report(rows: list[dict[str, str]], official: dict, command: str) -> str:
+def report(rows: list[dict[str, str]], official: dict, command: str, note: str = "") -> str:
     """The Markdown section: per network ours vs alpha-beta-CROWN on the same instances."""
     lines = [
         f"Command: `{command}`",
@@ -158,8 +158,9 @@ def report(rows: list[dict[str, str]], official: dict, command: str) -> str:
         "counterexample was written in the VNN-COMP format, read back and re-checked.",
         "",
         "| network | run | timeout s | sat | unsat | wrong | timeout/unknown | median s (solved) "
-        "| a-b-CROWN solved (of run) | a-b-CROWN median s | cex re-checked |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| a-b-CROWN solved (of run) | a-b-CROWN median s | cex re-checked (float64) "
+        "| onnxruntime float32 agrees |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_net: dict[str, list[dict[str, str]]] = {}
     for r in rows:
@@ -178,17 +179,19 @@ def report(rows: list[dict[str, str]], official: dict, command: str) -> str:
             if o["alpha_beta_crown_result"] == o["official_true_result"]:
                 abc_t.append(float(o["alpha_beta_crown_time_s"]))
         cex = [r["cex_rechecked"] for r in rs if r["result"] == "sat"]
+        ort = [r.get("onnxruntime_agrees", "") for r in rs if r["result"] == "sat"]
         tos = sorted({r["timeout"] for r in rs})
         lines.append(
             f"| {net} | {len(rs)} | {'/'.join(tos)} | {sat} | {unsat} | "
             f"{f'**{wrong}**' if wrong else 0} | {open_} | {_median(solved_t)} | "
-            f"{len(abc_t)} | {_median(abc_t)} | {cex.count('True')}/{len(cex)} |"
+            f"{len(abc_t)} | {_median(abc_t)} | {cex.count('True')}/{len(cex)} | "
+            f"{ort.count('True')}/{len(ort)} |"
         )
         for key, v in zip(totals, (len(rs), sat, unsat, wrong, open_, len(abc_t)), strict=True):
             totals[key] += v
     lines.append(
         f"| **total** | {totals['run']} | | {totals['sat']} | {totals['unsat']} | "
-        f"{totals['wrong']} | {totals['open']} | | {totals['abc']} | | |"
+        f"{totals['wrong']} | {totals['open']} | | {totals['abc']} | | | |"
     )
     wrong_rows = [r for r in rows if r["status"] == "WRONG"]
     if wrong_rows:
@@ -211,7 +214,22 @@ def report(rows: list[dict[str, str]], official: dict, command: str) -> str:
         ]
     methods = sorted({r["bound_method"] for r in rows})
     lines += ["", f"Bound method(s): {', '.join(methods)}."]
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
+
+
+def _without_note(argv: list[str]) -> list[str]:
+    """The command line to print: no --report-only, no --note text."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--note":
+            skip = True
+        elif a != "--report-only" and not a.startswith("--note="):
+            out.append(a)
+    return out
 
 
 def main() -> int:
@@ -226,6 +244,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=OUT / "vnncomp_mnist_fc.csv")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown table")
     ap.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
+    ap.add_argument("--note", default="", help="a paragraph to add under the table")
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"shared data not found at {DATA}", file=sys.stderr)
@@ -274,10 +293,10 @@ def main() -> int:
                 if row["status"] == "WRONG":
                     print(f"WRONG ANSWER on {key}: {row}", file=sys.stderr, flush=True)
     rows = list(done.values())
-    argv = " ".join(shlex.quote(a) for a in sys.argv[1:] if a not in ("--report-only",))
+    argv = " ".join(shlex.quote(a) for a in _without_note(sys.argv[1:]))
     command = f"nice -n 10 python benchmarks/bench_vnncomp.py {argv}".strip()
     if rows and not args.no_markdown:
-        write_section(SECTION, report(rows, official, command))
+        write_section(SECTION, report(rows, official, command, args.note))
     wrong = sum(r["status"] == "WRONG" for r in rows)
     print(f"{len(rows)} instances recorded, {wrong} wrong", file=sys.stderr)
     return 1 if wrong else 0
