@@ -57,7 +57,7 @@ class DisjunctOutcome:
 
     case: int
     disjunct: int
-    verdict: str  # "sat", "unsat", "timeout", "unknown", "skipped"
+    verdict: str  # "sat", "unsat", "timeout", "unknown"
     decided_by: str = ""  # "center", "attack", "bounds", "mip"
     lower_bound: float | None = None  # proven lower bound on min max_i (C_i y - d_i)
     objective: float | None = None  # best MIP value found
@@ -126,7 +126,8 @@ def check_property_fits(network: Network, prop: VnnProperty) -> None:
 def disjunct_values(y: np.ndarray, disjuncts: tuple[OutputConstraint, ...]) -> np.ndarray:
     """``max_i (C_i y - d_i)`` per disjunct for a batch ``y`` (n, outputs): shape (n, k)."""
     y = np.atleast_2d(y)
-    return np.stack([(y @ dj.C.T - dj.d).max(axis=1) for dj in disjuncts], axis=1)
+    # A disjunct without output rows holds everywhere: value -inf.
+    return np.stack([(y @ dj.C.T - dj.d).max(axis=1, initial=-np.inf) for dj in disjuncts], axis=1)
 
 
 # --------------------------------------------------------------------------- attack
@@ -173,6 +174,8 @@ def pgd_round(
     linear piece. Returns points with value <= 0 (best first), or None.
     """
     t_end = time.perf_counter() + budget
+    if any(dj.C.shape[0] == 0 for dj in disjuncts):
+        return ((lower + upper) / 2.0)[None, :]  # an output-free disjunct holds at any input
     rng = np.random.default_rng(seed)
     n_dj = len(disjuncts)
     x = rng.uniform(lower, upper, size=(n_dj * restarts, lower.size))
@@ -263,7 +266,7 @@ def _disjunct_model(form: Formulation, dj: OutputConstraint, network: Network):
     ylo, yhi = _output_interval(form.bounds, network)
     rlo, _ = _bound_value(dj, ylo, yhi)
     t = model.add_cols(float(rlo.max()), np.inf)[0]
-    m, n_out = dj.C.shape
+    m = dj.C.shape[0]
     rr, cc = np.nonzero(dj.C)
     # t - C_i y >= -d_i
     model.add_rows(
@@ -290,7 +293,7 @@ def verify_property(
     """Decide whether ``prop`` is violated on ``network`` within ``timeout`` seconds.
 
     ``bound_method`` defaults to the tightest registered one; ``attack`` (PGD by default, None to
-    skip) gets ``attack_share`` of the timeout before any MIP is built.
+    skip) gets ``attack_share`` of the timeout, at most ``ATTACK_CAP`` seconds, before any MIP.
     """
     if not (timeout > 0):
         raise InvalidInputError(f"timeout must be positive, got {timeout}")

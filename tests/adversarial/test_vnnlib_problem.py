@@ -135,6 +135,16 @@ def test_boundary_counterexample_with_zero_margin_is_sat():
     assert verify_property(net, beyond, timeout=10.0).result == "unsat"
 
 
+def test_disjunct_without_output_rows_holds_everywhere():
+    net = network_from_arrays([np.array([[1.0]])], [[0.0]])
+    prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)"
+        "(assert (>= X_0 0))(assert (<= X_0 1))(assert (or (and (<= X_0 0.5)) (>= Y_0 3)))"
+    )
+    res = verify_property(net, prop, timeout=5.0)
+    _assert_counterexample(res, prop)
+
+
 def test_bounds_alone_can_decide_unsat():
     net = network_from_arrays([np.array([[1.0]]), np.array([[1.0]])], [[0.0], [0.0]])
     prop = parse_vnnlib(
