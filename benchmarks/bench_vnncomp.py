@@ -202,13 +202,35 @@ def report(rows: list[dict[str, str]], official: dict, command: str, note: str =
         ]
     open_rows = [r for r in rows if r["result"] not in ("sat", "unsat")]
     if open_rows:
+        parts = []
+        for net in sorted(by_net):
+            rs = [r for r in open_rows if r["network"] == net]
+            if not rs:
+                continue
+            sats = [Path(r["vnnlib"]).stem for r in rs if r["official"] == "sat"]
+            text = f"{net.removeprefix('mnist-net_')}: {len(rs)}"
+            if len(rs) <= 6:
+                text += (
+                    " ("
+                    + ", ".join(f"{Path(r['vnnlib']).stem} official {r['official']}" for r in rs)
+                    + ")"
+                )
+            elif sats:
+                text += f" (official sat among them: {', '.join(sats)})"
+            parts.append(text)
+        lines += ["", "Not decided: " + "; ".join(parts) + "."]
+    binaries = {
+        net: [int(r["binaries"]) for r in rs if r["binaries"] not in ("", "0")]
+        for net, rs in by_net.items()
+    }
+    if any(binaries.values()):
         lines += [
             "",
-            "Not decided: "
+            "Binaries (unstable ReLUs) per MIP, median: "
             + ", ".join(
-                f"{r['network'].removeprefix('mnist-net_')} {Path(r['vnnlib']).stem} "
-                f"({r['result']}, official {r['official']})"
-                for r in open_rows
+                f"{net.removeprefix('mnist-net_')} {statistics.median(b):.0f}"
+                for net, b in sorted(binaries.items())
+                if b
             )
             + ".",
         ]
