@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from adversarial.store import ResultStore, check_store, instance_key
+from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError, ModelFileError, Nn2mipError
 
 PROBLEMS = ("untargeted", "targeted", "seed", "min-distortion")
@@ -58,7 +59,7 @@ class BatchSpec:
     pgd_steps: int = 40
     pgd_restarts: int = 8
     min_rel_tol: float = 1e-3
-    bound_method: str = "interval"
+    bound_method: str = DEFAULT_BOUND_METHOD
     domain: tuple[float, float] = (0.0, 1.0)
 
 

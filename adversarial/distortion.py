@@ -19,6 +19,7 @@ from torch import nn
 from adversarial.pgd import pgd_attack
 from adversarial.problems import AttackResult, Verdict, targeted_attack, untargeted_attack
 from adversarial.witness import WitnessCheck, check_witness
+from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import FormulationStats
 from nn2mip.network import Network
@@ -72,7 +73,7 @@ def sign_query(
     domain: tuple[float, float] = (0.0, 1.0),
     time_limit: float | None = None,
     threads: int = 1,
-    bound_method: str = "interval",
+    bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
 ) -> AttackResult:
     """Is the margin ever positive in the ball? (targeted if ``target`` is given)."""
@@ -106,7 +107,7 @@ def min_distortion(
     domain: tuple[float, float] = (0.0, 1.0),
     time_limit: float | None = None,
     threads: int = 1,
-    bound_method: str = "interval",
+    bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
     use_pgd: bool = True,
     pgd_steps: int = 30,

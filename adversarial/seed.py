@@ -8,6 +8,7 @@ import numpy as np
 from torch import nn
 
 from adversarial.problems import AttackResult, targeted_attack
+from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.network import Network
 from nn2mip.region import Norm
 
@@ -27,7 +28,7 @@ def seed_attack(
     domain: tuple[float, float] = (0.0, 1.0),
     time_limit: float | None = None,
     threads: int = 1,
-    bound_method: str = "interval",
+    bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
 ) -> AttackResult:
     """Targeted max-margin with label = predicted class and target = runner-up, early stop on.

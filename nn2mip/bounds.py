@@ -79,6 +79,10 @@ def interval_bounds(network: Network, region: InputRegion) -> NetworkBounds:
     return NetworkBounds(lowers, uppers, "interval")
 
 
+# The default everywhere: CROWN-style symbolic bounds cost milliseconds and remove about a
+# third of the unstable neurons interval arithmetic leaves (BENCHMARKS.md, issue 4).
+DEFAULT_BOUND_METHOD = "symbolic"
+
 BoundMethod = Callable[[Network, InputRegion], NetworkBounds]
 _METHODS: dict[str, BoundMethod] = {"interval": interval_bounds}
 
@@ -88,8 +92,16 @@ def register_bound_method(name: str, fn: BoundMethod) -> None:
     _METHODS[name] = fn
 
 
+def _load_builtin_methods() -> None:
+    """Import the modules that register the tighter methods (they import this module, so they
+    cannot be imported at the top of it)."""
+    import nn2mip.bounds_lp  # noqa: F401
+    import nn2mip.bounds_symbolic  # noqa: F401
+
+
 def bound_methods() -> list[str]:
     """Names accepted by ``compute_bounds``."""
+    _load_builtin_methods()
     return sorted(_METHODS)
 
 
@@ -97,6 +109,7 @@ def compute_bounds(
     network: Network, region: InputRegion, method: str = "interval"
 ) -> NetworkBounds:
     """Bounds on every pre-activation of ``network`` over ``region`` by the named method."""
+    _load_builtin_methods()
     try:
         fn = _METHODS[method]
     except KeyError:

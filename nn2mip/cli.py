@@ -18,6 +18,7 @@ COMMANDS = [
     "nn2mip.commands.prune",
     "nn2mip.commands.attack",
     "nn2mip.commands.report",
+    "nn2mip.commands.verify",
 ]
 
 

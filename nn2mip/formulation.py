@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from nn2mip.bounds import NetworkBounds, compute_bounds
+from nn2mip.bounds import DEFAULT_BOUND_METHOD, NetworkBounds, compute_bounds
 from nn2mip.errors import InvalidInputError
 from nn2mip.mip import MipModel
 from nn2mip.network import Network
@@ -259,7 +259,7 @@ def build_formulation(
     network: Network,
     region: InputRegion,
     bounds: NetworkBounds | None = None,
-    bound_method: str = "interval",
+    bound_method: str = DEFAULT_BOUND_METHOD,
 ) -> Formulation:
     """Compute bounds over ``region`` (unless given) and encode ``network`` as a big-M MIP."""
     t0 = time.perf_counter()

@@ -1,0 +1,184 @@
+"""verify_property: official VNN-COMP verdicts on fast instances, synthetic properties whose answer
+is known by construction, the non-strict sat boundary, and bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adversarial.vnnlib_problem import (
+    SAT_TOL,
+    default_bound_method,
+    pgd_attack,
+    verify_property,
+)
+from nn2mip.bounds import bound_methods
+from nn2mip.errors import InvalidInputError
+from nn2mip.network import network_from_arrays
+from nn2mip.vnnlib import VnnProperty, load_vnnlib, parse_vnnlib
+
+ROOT = Path(__file__).resolve().parents[2]
+MNIST_FC = ROOT / ".." / "shared" / "data" / "vnncomp_mnist_fc"
+
+
+def _mnist_fc(net: str, prop: str):
+    onnx_file = MNIST_FC / "onnx" / f"mnist-net_{net}.onnx"
+    vnnlib = MNIST_FC / "vnncomp2022" / "vnnlib" / f"{prop}.vnnlib"
+    if not (onnx_file.is_file() and vnnlib.is_file()):
+        pytest.skip(f"VNN-COMP mnist_fc data not found under {MNIST_FC.resolve()}")
+    from nn2mip.onnx_io import load_onnx
+
+    return load_onnx(onnx_file), load_vnnlib(vnnlib)
+
+
+def _robustness_text(x: np.ndarray, eps: float, label: int, n_out: int, lo=0.0, hi=1.0) -> str:
+    """A VNN-COMP style local-robustness property: violated iff some Y_j >= Y_label."""
+    lines = [f"(declare-const X_{i} Real)" for i in range(x.size)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
+    for i, v in enumerate(x):
+        lines.append(f"(assert (>= X_{i} {float(max(v - eps, lo))!r}))")
+        lines.append(f"(assert (<= X_{i} {float(min(v + eps, hi))!r}))")
+    ors = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_out) if j != label)
+    lines.append(f"(assert (or {ors}))")
+    return "\n".join(lines)
+
+
+def _assert_counterexample(res, prop: VnnProperty) -> None:
+    assert res.result == "sat"
+    assert res.x is not None and res.y is not None
+    case = prop.cases[res.case]
+    assert np.all(res.x >= case.lower) and np.all(res.x <= case.upper)
+    assert prop.is_violated_by(res.x, res.y, SAT_TOL)
+
+
+# --------------------------------------------------------------------------- official instances
+
+
+@pytest.mark.parametrize(
+    ("net", "prop", "official"),
+    [
+        ("256x2", "prop_1_0.03", "sat"),  # alpha-beta-CROWN 7.05 s (mostly start-up)
+        ("256x2", "prop_12_0.05", "sat"),
+        ("256x2", "prop_3_0.03", "unsat"),
+    ],
+)
+def test_official_mnist_fc_verdicts(net, prop, official):
+    network, p = _mnist_fc(net, prop)
+    res = verify_property(network, p, timeout=60.0)
+    assert res.result == official, res.note
+    if official == "sat":
+        _assert_counterexample(res, p)
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+def test_digits_small_ball_unsat_large_ball_sat(digits_nets, digits):
+    net, _ = digits_nets["structured"]
+    pred = net.predict(digits.x_test)
+    i = int(np.flatnonzero(pred == digits.y_test)[0])
+    x, label = digits.x_test[i], int(digits.y_test[i])
+    tiny = parse_vnnlib(_robustness_text(x, 1e-4, label, net.output_size))
+    res = verify_property(net, tiny, timeout=30.0)
+    assert res.result == "unsat" and res.x is None
+    # A box of half-width 0.5 centred on the image: some other class wins somewhere in it. Sat
+    # with PGD, and through the MIP alone.
+    wide = parse_vnnlib(_robustness_text(x, 0.5, label, net.output_size, lo=-1.0, hi=2.0))
+    for attack in (pgd_attack, None):
+        res = verify_property(net, wide, timeout=30.0, attack=attack)
+        _assert_counterexample(res, wide)
+        assert res.decided_by == ("mip" if attack is None else "attack")
+
+
+def test_multi_row_disjunct_and_several_boxes():
+    # y0 = x0 + x1, y1 = x0 - x1, y2 = 0.5 (two inputs in [0, 1]).
+    net = network_from_arrays([np.array([[1.0, 1.0], [1.0, -1.0], [0.0, 0.0]])], [[0, 0, 0.5]])
+    head = "(declare-const X_0 Real)(declare-const X_1 Real)" + "".join(
+        f"(declare-const Y_{j} Real)" for j in range(3)
+    )
+    box = "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= X_1 0))(assert (<= X_1 1))"
+    # y0 >= 1.5 and y1 >= 0.4: a small corner of the square (x0 near 1, x1 near 0.55).
+    sat = parse_vnnlib(head + box + "(assert (and (>= Y_0 1.5) (>= Y_1 0.4)))")
+    res = verify_property(net, sat, timeout=10.0, attack=None)
+    _assert_counterexample(res, sat)
+    # y0 >= 1.5 and y1 >= 0.6 is impossible (x0 would exceed 1).
+    unsat = parse_vnnlib(head + box + "(assert (and (>= Y_0 1.5) (>= Y_1 0.6)))")
+    assert verify_property(net, unsat, timeout=10.0).result == "unsat"
+    # Two input boxes (an or over inputs); only the second reaches y2 <= y0 - 1.9.
+    two = parse_vnnlib(
+        head
+        + "(assert (or (and (>= X_0 0) (<= X_0 0.5) (>= X_1 0) (<= X_1 1))"
+        + " (and (>= X_0 0.9) (<= X_0 1) (>= X_1 0.9) (<= X_1 1))))"
+        + "(assert (<= Y_2 (- Y_0 1.45)))"
+    )
+    assert len(two.cases) == 2
+    res = verify_property(net, two, timeout=10.0, attack=None)
+    _assert_counterexample(res, two)
+    assert res.case == 1
+
+
+def test_boundary_counterexample_with_zero_margin_is_sat():
+    # y0 = x, y1 = 0; "Y_0 >= Y_1" over x in [-1, 0] holds only at x = 0, with margin 0:
+    # VNN-COMP's non-strict semantics make it sat.
+    net = network_from_arrays([np.array([[1.0], [0.0]])], [[0.0, 0.0]])
+    text = (
+        "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+        "(assert (>= X_0 -1))(assert (<= X_0 {hi}))(assert (>= Y_0 (+ Y_1 {shift})))"
+    )
+    at_zero = parse_vnnlib(text.format(hi="0", shift="0"))
+    res = verify_property(net, at_zero, timeout=10.0, attack=None)
+    _assert_counterexample(res, at_zero)
+    # Asking for a margin of 1e-3 that x <= 0 can never give: unsat, decided soundly.
+    beyond = parse_vnnlib(text.format(hi="0", shift="0.001"))
+    assert verify_property(net, beyond, timeout=10.0).result == "unsat"
+
+
+def test_disjunct_without_output_rows_holds_everywhere():
+    net = network_from_arrays([np.array([[1.0]])], [[0.0]])
+    prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)"
+        "(assert (>= X_0 0))(assert (<= X_0 1))(assert (or (and (<= X_0 0.5)) (>= Y_0 3)))"
+    )
+    res = verify_property(net, prop, timeout=5.0)
+    _assert_counterexample(res, prop)
+
+
+def test_bounds_alone_can_decide_unsat():
+    net = network_from_arrays([np.array([[1.0]]), np.array([[1.0]])], [[0.0], [0.0]])
+    prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)"
+        "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 2))"
+    )
+    res = verify_property(net, prop, timeout=10.0, bound_method="interval")
+    assert res.result == "unsat" and res.decided_by == "bounds" and res.mip_solves == 0
+
+
+def test_property_without_cases_is_unsat():
+    net = network_from_arrays([np.array([[1.0]])], [[0.0]])
+    prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)"
+        "(assert (>= X_0 0))(assert (<= X_0 1))(assert (<= 1 0))"
+    )
+    assert prop.cases == ()
+    assert verify_property(net, prop, timeout=1.0).result == "unsat"
+
+
+def test_size_mismatch_and_bad_timeout():
+    net = network_from_arrays([np.array([[1.0, 2.0]])], [[0.0]])
+    prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const Y_0 Real)"
+        "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 2))"
+    )
+    with pytest.raises(InvalidInputError, match="1 inputs X_i but the network has 2"):
+        verify_property(net, prop, timeout=1.0)
+    good = network_from_arrays([np.array([[1.0]])], [[0.0]])
+    with pytest.raises(InvalidInputError, match="timeout"):
+        verify_property(good, prop, timeout=0.0)
+    with pytest.raises(InvalidInputError, match="unknown bound method"):
+        verify_property(good, prop, timeout=1.0, bound_method="nope")
+
+
+def test_default_bound_method_is_registered():
+    assert default_bound_method() in bound_methods()
