@@ -100,28 +100,34 @@ def train_dense(arch: str, epochs: int, seed: int, data: tuple) -> Network:
 # ------------------------------------------------------------------------------- pruning
 
 
-def l1_relu_stability(weight: float, eps: float) -> Regularizer:
-    """Xiao et al.'s ReLU-stability loss for the L1 ball of radius ``eps`` (inside [0, 1]).
+def l1_ball_bounds(
+    model: torch.nn.Module, xb: torch.Tensor, eps: float
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Differentiable bounds ``(l, u)`` of every hidden pre-activation over the L1 ball of radius
+    ``eps`` around each row of ``xb``: ``W x + b +- eps * max_i |w_ji|`` in the first layer (the
+    bound the MIP uses for an L1 ball), interval arithmetic after it."""
+    lins = linear_layers(model)
+    first = lins[0]
+    z = xb @ first.weight.T + first.bias
+    r = eps * first.weight.abs().amax(dim=1)
+    lo, hi = z - r, z + r
+    out = [(lo, hi)]
+    for lin in lins[1:-1]:
+        a, b = torch.relu(lo), torch.relu(hi)
+        c, d = (a + b) / 2, (b - a) / 2
+        mid = c @ lin.weight.T + lin.bias
+        rad = d @ lin.weight.abs().T
+        lo, hi = mid - rad, mid + rad
+        out.append((lo, hi))
+    return out
 
-    First layer: ``W x + b +- eps * max_i |w_ji|`` (the bound the MIP uses for an L1 ball),
-    deeper layers: interval arithmetic; the loss ``-weight * mean tanh(1 + l u)`` pushes every
-    hidden neuron towards a fixed sign over the ball.
-    """
+
+def l1_relu_stability(weight: float, eps: float) -> Regularizer:
+    """Xiao et al.'s ReLU-stability loss ``-weight * mean tanh(1 + l u)`` over hidden neurons,
+    with ``l1_ball_bounds``: it pushes every neuron towards a fixed sign over the L1 ball."""
 
     def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        lins = linear_layers(model)
-        first = lins[0]
-        z = xb @ first.weight.T + first.bias
-        r = eps * first.weight.abs().amax(dim=1)
-        lo, hi = z - r, z + r
-        terms = [torch.tanh(1.0 + lo * hi)]
-        for lin in lins[1:-1]:
-            a, b = torch.relu(lo), torch.relu(hi)
-            c, d = (a + b) / 2, (b - a) / 2
-            mid = c @ lin.weight.T + lin.bias
-            rad = d @ lin.weight.abs().T
-            lo, hi = mid - rad, mid + rad
-            terms.append(torch.tanh(1.0 + lo * hi))
+        terms = [torch.tanh(1.0 + lo * hi) for lo, hi in l1_ball_bounds(model, xb, eps)]
         return -weight * torch.cat([t.flatten() for t in terms]).mean()
 
     return reg
