@@ -788,7 +788,7 @@ def main() -> None:
     ap.add_argument("--nets", nargs="+", default=["dense", "best"], help="which nets to solve")
     ap.add_argument("--images", type=int, default=20, help="first N MNIST test images")
     ap.add_argument("--time-limit", type=float, default=600.0)
-    ap.add_argument("--bound-method", default="interval")
+    ap.add_argument("--bound-method", default="symbolic", help="interval, symbolic or lp")
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)
     ap.add_argument(
