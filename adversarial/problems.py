@@ -113,7 +113,7 @@ def _judge(
     return "unknown", None, note or f"solver status {res.status}"
 
 
-def _record(result: AttackResult, form: Formulation, res: SolveResult) -> None:
+def _record(result: AttackResult, res: SolveResult) -> None:
     result.solve_time += res.solve_time
     result.nodes += res.nodes
     result.mip_solves += 1
@@ -151,12 +151,12 @@ def targeted_attack(
         build_time=form.build_time,
     )
     res = _solve_sign(form, time_limit, threads, early_stop)
-    _record(out, form, res)
+    _record(out, res)
     verdict, chk, note = _judge(res, form, network, label, target, torch_model)
     if verdict == "unknown" and early_stop and note.startswith("MIP witness failed"):
         # The early stop took a numerically doubtful point; solve to optimality once.
         res = _solve_sign(form, _remaining(time_limit, t0), threads, early_stop=False)
-        _record(out, form, res)
+        _record(out, res)
         verdict, chk, note = _judge(res, form, network, label, target, torch_model)
     _finish(out, verdict, chk, note, res, t0)
     return out
@@ -245,7 +245,7 @@ def untargeted_attack(
             break
         _margin_objective(form, label, j)
         res = _solve_sign(form, remaining, threads, early_stop)
-        _record(out, form, res)
+        _record(out, res)
         verdict, chk, note = _judge(res, form, network, label, None, torch_model)
         if note:
             notes.append(f"class {j}: {note}")
@@ -304,7 +304,7 @@ def _untargeted_single(
     model.set_objective(np.array([t]), np.array([1.0]), "max")
     out.stats = form.stats()
     res = _solve_sign(form, time_limit, threads, early_stop)
-    _record(out, form, res)
+    _record(out, res)
     verdict, chk, note = _judge(res, form, network, label, None, torch_model)
     _finish(out, verdict, chk, note, res, t0)
     return out
