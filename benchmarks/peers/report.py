@@ -1,0 +1,145 @@
+"""Tables and cross-checks over the results of every tool on every instance."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+DECIDED = ("adversarial", "robust")
+MARGIN_TOL = 1e-4
+
+
+def _median(vals: Iterable[float]) -> float:
+    v = [x for x in vals if x is not None and math.isfinite(x)]
+    return float(np.median(v)) if v else math.nan
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    if not math.isfinite(x):
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}f}" if abs(x) >= 0.01 else f"{x:.3g}"
+
+
+def label(row: dict[str, Any]) -> str:
+    """Tool and question: ``nn2mip (sign)``, ``OMLT (opt)``."""
+    return f"{row['tool']} ({row['mode']})"
+
+
+def by_instance(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """instance -> tool label -> row."""
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        out[r["instance"]][label(r)] = r
+    return out
+
+
+def disagreements(rows: list[dict[str, Any]]) -> list[str]:
+    """Verdict conflicts between decided results, and optimal margins that differ."""
+    msgs = []
+    for inst, tools in sorted(by_instance(rows).items()):
+        decided = {t: r["verdict"] for t, r in tools.items() if r["verdict"] in DECIDED}
+        if len(set(decided.values())) > 1:
+            msgs.append(
+                f"VERDICT DISAGREEMENT on {inst}: "
+                + ", ".join(f"{t}={v}" for t, v in sorted(decided.items()))
+            )
+        opt = {
+            t: r["objective"]
+            for t, r in tools.items()
+            if r["optimal"] and r["objective"] is not None
+        }
+        if opt and max(opt.values()) - min(opt.values()) > MARGIN_TOL:
+            msgs.append(
+                f"MARGIN DISAGREEMENT on {inst} (optimal): "
+                + ", ".join(f"{t}={v:.6g}" for t, v in sorted(opt.items()))
+            )
+        for t, r in tools.items():
+            if r["verdict"] == "adversarial" and not r["witness_ok"]:
+                msgs.append(f"UNCHECKED WITNESS on {inst} from {t}")
+    return msgs
+
+
+def _ratio(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]], key: str) -> float:
+    """Median over instances of ``row[key] / ref_row[key]``."""
+    rs = []
+    for r in rows:
+        base = ref.get(r["instance"])
+        if base is None or not math.isfinite(r[key]) or not math.isfinite(base[key]):
+            continue
+        rs.append(r[key] / max(base[key], 1e-9))
+    return _median(rs)
+
+
+def summary_table(rows: list[dict[str, Any]], time_limit: float) -> str:
+    """Markdown: tool x network, medians, decided counts, ratios to nn2mip."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["network"], label(r))].append(r)
+    refs = {
+        mode: {r["instance"]: r for r in rows if r["tool"] == "nn2mip" and r["mode"] == mode}
+        for mode in ("sign", "opt")
+    }
+    head = (
+        "| network | tool (question) | n | adv / robust / timeout / error | median build s "
+        "| median solve s | median total s | total / nn2mip (sign) | total / nn2mip (opt) "
+        "| build / nn2mip | median binaries / rows / nonzeros |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    order = ["nn2mip", "nn2mip-pyomo", "OMLT", "PySCIPOpt-ML"]
+    for (net, tool), rs in sorted(
+        groups.items(),
+        key=lambda kv: (kv[0][0], _tool_rank(kv[1][0]["tool"], order), kv[1][0]["mode"]),
+    ):
+        v = [r["verdict"] for r in rs]
+        err = sum(x in ("error", "unknown") for x in v)
+        counts = f"{v.count('adversarial')} / {v.count('robust')} / {v.count('timeout')} / {err}"
+        # A timed-out run counts at its full time (it ran that long without deciding).
+        total = _median(r["total"] for r in rs)
+        censored = sum(x == "timeout" for x in v) * 2 >= len(v)
+        tot = (">=" if censored else "") + _fmt(total)
+        sizes = " / ".join(
+            _fmt(_median(r[k] for r in rs if r[k] >= 0), 0)
+            for k in ("binaries", "rows", "nonzeros")
+        )
+        lines.append(
+            f"| {net} | {tool} | {len(rs)} | {counts} | {_fmt(_median(r['build'] for r in rs), 3)} "
+            f"| {_fmt(_median(r['solve'] for r in rs))} | {tot} "
+            f"| {_fmt(_ratio(rs, refs['sign'], 'total'))} "
+            f"| {_fmt(_ratio(rs, refs['opt'], 'total'))} "
+            f"| {_fmt(_ratio(rs, refs['sign'], 'build'), 1)} | {sizes} |"
+        )
+    return "\n".join(lines)
+
+
+def _tool_rank(tool: str, order: list[str]) -> int:
+    base = tool.split("[")[0]
+    return order.index(base) if base in order else len(order)
+
+
+def instance_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per instance, verdict and total time per tool."""
+    labels = sorted({label(r) for r in rows})
+    lines = [
+        "| instance | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    short = {"adversarial": "adv", "robust": "rob", "timeout": "T/O", "error": "ERR"}
+    for inst, tools in sorted(by_instance(rows).items()):
+        cells = []
+        for t in labels:
+            r = tools.get(t)
+            if r is None:
+                cells.append("")
+                continue
+            m = r["objective"] if r["optimal"] else None
+            extra = f", {m:+.4f}" if m is not None else ""
+            cells.append(f"{short.get(r['verdict'], r['verdict'])} {_fmt(r['total'])}{extra}")
+        lines.append(f"| {inst} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
