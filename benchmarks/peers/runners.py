@@ -159,7 +159,7 @@ def _solve_appsi(
     out.nonzeros = int(len(lp.a_matrix_.value_))
     out.binaries = int(sum(1 for v in lp.integrality_ if str(v).endswith("kInteger")))
     tc = res.termination_condition.name
-    out.status = {"maxTimeLimit": "time_limit", "objectiveLimit": "objective_bound"}.get(tc, tc)
+    out.status = {"maxTimeLimit": "time_limit", "objectiveLimit": "objective_limit"}.get(tc, tc)
     out.optimal = tc == "optimal"
     if res.best_objective_bound is not None and math.isfinite(res.best_objective_bound):
         out.bound = float(res.best_objective_bound)
