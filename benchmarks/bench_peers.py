@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -97,12 +98,24 @@ def run_suite(args: argparse.Namespace, name: str) -> None:
         for suite in suites:
             for inst in suite.instances:
                 for tool, mode in jobs:
-                    if (tool, mode, inst.key) not in done:
+                    if (_display(tool, args), mode, inst.key) not in done:
                         _run_one(args, suite, inst, tool, mode)
 
 
+def _display(tool: str, args: argparse.Namespace) -> str:
+    """The tool's name in the store: nn2mip runs with non-default bounds carry the method."""
+    if tool.startswith("nn2mip") and args.bound_method != "interval":
+        return f"{tool}[{args.bound_method}]"
+    return tool
+
+
 def _run_one(args: argparse.Namespace, suite: Suite, inst: Instance, tool: str, mode: str) -> None:
-    res = guarded(RUNNERS[tool], tool)(suite.network, inst, args.time_limit, mode).as_dict()
+    runner = RUNNERS[tool]
+    if tool.startswith("nn2mip"):
+        runner = partial(runner, bound_method=args.bound_method)
+    res = guarded(runner, _display(tool, args))(
+        suite.network, inst, args.time_limit, mode
+    ).as_dict()
     res["time_limit"] = args.time_limit
     res["load_avg"] = round(os.getloadavg()[0], 2)
     with args.results.open("a") as f:  # one short append per line: safe across workers
@@ -176,6 +189,9 @@ def main() -> None:
         nargs="+",
         default=["nn2mip-pyomo", "OMLT", "PySCIPOpt-ML"],
         help="peers to run besides nn2mip (highspy)",
+    )
+    ap.add_argument(
+        "--bound-method", default="interval", help="nn2mip's neuron bounds (interval, symbolic, lp)"
     )
     ap.add_argument("--nn2mip-modes", nargs="+", default=["sign", "opt"])
     ap.add_argument("--peer-modes", nargs="+", default=["opt"])
