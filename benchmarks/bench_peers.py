@@ -166,6 +166,9 @@ def write(args: argparse.Namespace) -> str:
             "handed to the solver, before its presolve.",
             f"Versions: {_versions()}.",
             report.summary_table(rows, tls[-1]),
+            "Targets (nn2mip with its default sign early stop against the fastest peer run, "
+            "either question):",
+            report.targets_table(rows),
             f"Witnesses: {checked}/{adv} adversarial verdicts carry a witness that passed the "
             "float64 re-check (a verdict needs one).",
             "Cross-checks: "

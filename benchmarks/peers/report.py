@@ -143,3 +143,40 @@ def instance_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{short.get(r['verdict'], r['verdict'])} {_fmt(r['total'])}{extra}")
         lines.append(f"| {inst} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per network, nn2mip (sign) against the fastest peer and against OMLT's build.
+
+    Targets (issue 7): median total >= 5x faster than the best peer; build >= 10x faster than
+    OMLT. Medians are over the instances each run covers; timeouts count at their full time.
+    """
+    lines = [
+        "| network | nn2mip (sign) median total s | fastest peer (question): median total s "
+        "| speed-up (>= 5x?) | OMLT / nn2mip median build (>= 10x?) |",
+        "|---|---|---|---|---|",
+    ]
+    nets = sorted({r["network"] for r in rows})
+    for net in nets:
+        rs = [r for r in rows if r["network"] == net]
+        ours = [r for r in rs if r["tool"] == "nn2mip" and r["mode"] == "sign"]
+        if not ours:
+            continue
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rs:
+            if r["tool"] in ("OMLT", "PySCIPOpt-ML"):
+                groups[label(r)].append(r)
+        ours_total = _median(r["total"] for r in ours)
+        peer = min(groups, key=lambda k: _median(r["total"] for r in groups[k]), default=None)
+        if peer is None:
+            continue
+        peer_total = _median(r["total"] for r in groups[peer])
+        speed = peer_total / max(ours_total, 1e-9)
+        omlt_build = _median(r["build"] for r in rs if r["tool"] == "OMLT")
+        build = omlt_build / max(_median(r["build"] for r in ours), 1e-9)
+        lines.append(
+            f"| {net} | {_fmt(ours_total)} | {peer}: {_fmt(peer_total)} "
+            f"| {_fmt(speed, 1)}x {'yes' if speed >= 5 else 'no'} "
+            f"| {_fmt(build, 0)}x {'yes' if build >= 10 else 'no'} |"
+        )
+    return "\n".join(lines)
