@@ -138,6 +138,15 @@ def _versions() -> str:
     return ", ".join(out)
 
 
+def _scip_version() -> str:
+    try:
+        from pyscipopt import Model
+
+        return f" (SCIP {Model().version()})"
+    except Exception:  # noqa: BLE001 - only a label
+        return ""
+
+
 def write(args: argparse.Namespace) -> str:
     """Build the Markdown section from the store (all rows), print it, write it if asked."""
     rows = _load(args.results)
@@ -164,7 +173,17 @@ def write(args: argparse.Namespace) -> str:
             "Timeouts count at their full time; `>=` marks a median that is a timeout. Ratios "
             "are medians over instances of the per-instance ratio. Sizes are of the model "
             "handed to the solver, before its presolve.",
-            f"Versions: {_versions()}.",
+            f"Versions: {_versions()}{_scip_version()}.",
+            "How each tool gets the network: nn2mip reads the ONNX files itself (digits nets "
+            "come from torch); OMLT gets a NetworkDefinition of DenseLayers built from the same "
+            "float64 weights, with the region's box as input bounds (its ONNX reader loads the "
+            "gurobi-ml model but raises KeyError '11' on mnist-net_256x2.onnx, Flatten + Gemm on a "
+            "[1,784,1] input); PySCIPOpt-ML gets a float64 torch Sequential of the same weights "
+            "and `formulation='bigm'` (its ONNX path rejects Flatten and raised IndexError on the "
+            "gurobi-ml model here). For L1 balls the peers get `t >= |x - c|`, `sum t <= eps` "
+            "rows written by this script; their input box is then the whole [0,1] domain. Peer "
+            "`sign` runs: HiGHS `objective_target`/`objective_bound` through appsi for OMLT, "
+            "an objective limit of 0 plus a one-solution limit for SCIP.",
             report.summary_table(rows, tls[-1]),
             "Targets (nn2mip with its default sign early stop against the fastest peer run, "
             "either question):",
