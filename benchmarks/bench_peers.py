@@ -188,6 +188,7 @@ def write(args: argparse.Namespace) -> str:
             "Targets (nn2mip with its default sign early stop against the fastest peer run, "
             "either question):",
             report.targets_table(rows),
+            *([args.notes.read_text().strip()] if args.notes else []),
             f"Witnesses: {checked}/{adv} adversarial verdicts carry a witness that passed the "
             "float64 re-check (a verdict needs one).",
             "Cross-checks: "
@@ -219,6 +220,7 @@ def main() -> None:
     ap.add_argument("--peer-modes", nargs="+", default=["opt"])
     ap.add_argument("--results", type=Path, default=STORE)
     ap.add_argument("--workers", type=int, default=1, help="suites run in parallel")
+    ap.add_argument("--notes", type=Path, help="Markdown findings to put under the tables")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the table")
     ap.add_argument("--no-write", dest="write", action="store_false")
     args = ap.parse_args()
