@@ -202,6 +202,19 @@ def write(args: argparse.Namespace) -> str:
     return body
 
 
+def _run_argv(argv: list[str]) -> list[str]:
+    """The arguments that produce the results (report-only flags dropped)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--notes":
+            skip = True
+        elif a not in ("--report-only", "--no-write") and not a.startswith("--notes="):
+            out.append(a)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", nargs="+", default=["gurobi", "vnn256x2", "digits"])
@@ -224,7 +237,7 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="only rebuild the table")
     ap.add_argument("--no-write", dest="write", action="store_false")
     args = ap.parse_args()
-    args.command = " ".join(["python benchmarks/bench_peers.py", *sys.argv[1:]])
+    args.command = " ".join(["python benchmarks/bench_peers.py", *_run_argv(sys.argv[1:])])
     t0 = time.perf_counter()
     if not args.report_only:
         run(args)
