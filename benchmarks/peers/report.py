@@ -55,9 +55,21 @@ def disagreements(rows: list[dict[str, Any]]) -> list[str]:
             if r["optimal"] and r["objective"] is not None
         }
         if opt and max(opt.values()) - min(opt.values()) > MARGIN_TOL:
+            bounds = {t: tools[t]["bound"] for t in opt}
+            # Consistent when every optimum lies below every proven bound: the solvers merely
+            # stopped at different gaps (HiGHS: mip_rel_gap 1e-4 by default, SCIP: 0).
+            ok = (
+                all(b is not None for b in bounds.values())
+                and min(bounds.values()) >= max(opt.values()) - 1e-9
+            )
             msgs.append(
                 f"MARGIN DISAGREEMENT on {inst} (optimal): "
-                + ", ".join(f"{t}={v:.6g}" for t, v in sorted(opt.items()))
+                + ", ".join(f"{t}={v:.6g} (bound {bounds[t]:.6g})" for t, v in sorted(opt.items()))
+                + (
+                    " -- consistent: each optimum is below every proven bound, a gap tolerance"
+                    if ok
+                    else " -- INCONSISTENT: some optimum exceeds another tool's proven bound"
+                )
             )
         for t, r in tools.items():
             if r["verdict"] == "adversarial" and not r["witness_ok"]:
