@@ -88,8 +88,16 @@ def register_bound_method(name: str, fn: BoundMethod) -> None:
     _METHODS[name] = fn
 
 
+def _load_builtin_methods() -> None:
+    """Import the modules that register the tighter methods (they import this module, so they
+    cannot be imported at the top of it)."""
+    import nn2mip.bounds_lp  # noqa: F401
+    import nn2mip.bounds_symbolic  # noqa: F401
+
+
 def bound_methods() -> list[str]:
     """Names accepted by ``compute_bounds``."""
+    _load_builtin_methods()
     return sorted(_METHODS)
 
 
@@ -97,6 +105,7 @@ def compute_bounds(
     network: Network, region: InputRegion, method: str = "interval"
 ) -> NetworkBounds:
     """Bounds on every pre-activation of ``network`` over ``region`` by the named method."""
+    _load_builtin_methods()
     try:
         fn = _METHODS[method]
     except KeyError:

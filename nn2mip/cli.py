@@ -14,6 +14,10 @@ from nn2mip.errors import Nn2mipError
 COMMANDS = [
     "nn2mip.commands.demo",
     "nn2mip.commands.encode",
+    "nn2mip.commands.train",
+    "nn2mip.commands.prune",
+    "nn2mip.commands.attack",
+    "nn2mip.commands.report",
 ]
 
 

@@ -49,12 +49,18 @@ _STATUS = {
 }
 
 
-def to_highs_lp(model: MipModel) -> highspy.HighsLp:
-    """The model as a ``HighsLp`` (column-wise), always as a minimization: a max objective is
-    negated so that HiGHS's objective_bound/objective_target options have one meaning."""
+def to_highs_lp(model: MipModel, native_sense: bool = False) -> highspy.HighsLp:
+    """The model as a ``HighsLp`` (column-wise).
+
+    By default always a minimization: a max objective is negated so that HiGHS's
+    objective_bound/objective_target options have one meaning. ``native_sense=True`` keeps the
+    model's own sense and signs (for files, which readers should see as written).
+    """
     lp = highspy.HighsLp()
     a = model.matrix().tocsc()
-    sign = -1.0 if model.sense == "max" else 1.0
+    sign = -1.0 if model.sense == "max" and not native_sense else 1.0
+    if native_sense and model.sense == "max":
+        lp.sense_ = highspy.ObjSense.kMaximize
     lp.num_col_ = model.num_cols
     lp.num_row_ = model.num_rows
     lp.col_cost_ = sign * model.cost_vector()
@@ -197,13 +203,13 @@ def _read_result(
 
 
 def write_model(model: MipModel, path: str | Path) -> Path:
-    """Write the model as MPS (``.mps``) or CPLEX LP (``.lp``), chosen by the file suffix."""
+    """Write the model as MPS (``.mps``) or CPLEX LP (``.lp``), chosen by the file suffix, with
+    the model's own objective sense (a max model is written as a maximization)."""
     path = Path(path)
     if path.suffix.lower() not in (".mps", ".lp"):
         raise InvalidInputError(f"model files must end in .mps or .lp, got {path.name}")
     h = _new_highs(False)
-    lp = to_highs_lp(model)
-    h.passModel(lp)
+    h.passModel(to_highs_lp(model, native_sense=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     status = h.writeModel(str(path))
     if str(status).split(".")[-1] == "kError":

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pruning.masks import Masks, apply_masks
+from pruning.masks import Masks, apply_masks, mask_gradients
 
 
 def make_mlp(
@@ -45,19 +45,26 @@ def train(
     regularizer: Regularizer | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
     seed: int = 0,
+    on_backward: Callable[[nn.Module], None] | None = None,
+    weight_decay: float = 0.0,
 ) -> nn.Module:
     """Minimize cross-entropy (+ ``regularizer(model, batch_x)``) in place and return the model.
 
-    Masked weights are zeroed after every optimizer step, so momentum can never revive them;
-    ``after_step`` runs after that (proximal steps plug in here).
+    Masked weights get zero gradients (so optimizer state never builds up for them) and are
+    zeroed again after every optimizer step, so momentum or weight decay can never revive them.
+    ``masks`` may be changed in place by the hooks (dynamic sparse training does).
+    ``on_backward`` sees the dense gradients before masking (RigL grows by them);
+    ``after_step`` runs after the step and the re-masking (proximal steps plug in here).
+    Parameters with ``requires_grad=False`` are left untouched (freezing).
     """
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
+    params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'sgd'")
     loss_fn = nn.CrossEntropyLoss()
@@ -73,6 +80,10 @@ def train(
             if regularizer is not None:
                 loss = loss + regularizer(model, xt[idx])
             loss.backward()
+            if on_backward is not None:
+                on_backward(model)
+            if masks is not None:
+                mask_gradients(model, masks)
             opt.step()
             if masks is not None:
                 apply_masks(model, masks)

@@ -1,0 +1,128 @@
+"""``nn2mip train``: train an MLP on digits or MNIST, optionally with sparsity regularizers."""
+
+from __future__ import annotations
+
+import argparse
+
+from nn2mip.commands.common import nonneg_float, positive_float, print_json
+from nn2mip.errors import InvalidInputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train a ReLU MLP (with L1/group-lasso/SPR/stability)")
+    p.add_argument("--data", default="digits", help="data set: digits (embedded) or mnist")
+    p.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="hidden widths")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--optimizer", default="adam", help="adam or sgd (momentum 0.9)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--l1", type=nonneg_float, default=0.0, help="L1 strength (proximal step)")
+    p.add_argument(
+        "--group-lasso", type=nonneg_float, default=0.0, help="group-lasso strength (proximal)"
+    )
+    p.add_argument("--spr-lambda", type=nonneg_float, default=0.0, help="SPR strength")
+    p.add_argument("--spr-alpha", type=float, default=0.5, help="SPR alpha in (0, 1)")
+    p.add_argument("--stability", type=nonneg_float, default=0.0, help="ReLU-stability weight")
+    p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its L-inf radius")
+    p.add_argument("--compact", action="store_true", help="remove neurons left without weights")
+    p.add_argument("--out", required=True, help="output model file (.safetensors)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def validate_common(args: argparse.Namespace) -> None:
+    """Checks shared by ``train`` and ``prune``: one-line errors for bad numbers."""
+    if args.optimizer not in ("adam", "sgd"):
+        raise InvalidInputError(f"unknown optimizer {args.optimizer!r}; choose adam or sgd")
+    if args.batch_size < 1:
+        raise InvalidInputError("--batch-size must be at least 1")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nn2mip.datasets import load_dataset
+    from nn2mip.serialize import save_network
+    from nn2mip.torch_io import from_torch
+    from pruning.compact import compact_network
+    from pruning.regularizers import (
+        combine_hooks,
+        combine_regularizers,
+        group_lasso_prox,
+        l1_prox,
+        relu_stability_regularizer,
+        spr_regularizer,
+    )
+    from pruning.train import accuracy, make_mlp, train
+
+    validate_common(args)
+    if args.epochs < 1:
+        raise InvalidInputError("--epochs must be at least 1")
+    if any(h < 1 for h in args.hidden):
+        raise InvalidInputError("--hidden widths must be positive")
+    if not 0.0 < args.spr_alpha < 1.0:
+        raise InvalidInputError(f"--spr-alpha must be in (0, 1), got {args.spr_alpha}")
+    torch.set_num_threads(1)
+    data = load_dataset(args.data, args.data_dir)
+    model = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
+    reg = combine_regularizers(
+        spr_regularizer(args.spr_lambda, args.spr_alpha) if args.spr_lambda > 0 else None,
+        relu_stability_regularizer(args.stability, args.stability_eps)
+        if args.stability > 0
+        else None,
+    )
+    hook = combine_hooks(
+        l1_prox(args.l1, args.lr) if args.l1 > 0 else None,
+        group_lasso_prox(args.group_lasso, args.lr) if args.group_lasso > 0 else None,
+    )
+    train(
+        model,
+        data.x_train,
+        data.y_train,
+        args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        regularizer=reg,
+        after_step=hook,
+        seed=args.seed,
+    )
+    acc = accuracy(model, data.x_test, data.y_test)
+    net = from_torch(model)
+    if args.compact:
+        net = compact_network(net)
+    meta = {
+        "data": args.data,
+        "test_accuracy": f"{acc:.4f}",
+        "training": " ".join(
+            f"{k}={getattr(args, k)}"
+            for k in (
+                "epochs",
+                "lr",
+                "optimizer",
+                "l1",
+                "group_lasso",
+                "spr_lambda",
+                "spr_alpha",
+                "stability",
+                "stability_eps",
+                "seed",
+            )
+        ),
+    }
+    path = save_network(net, args.out, meta=meta)
+    info = {
+        "out": str(path),
+        "shape": net.describe(),
+        "test_accuracy": acc,
+        "hidden_neurons": net.num_hidden_neurons,
+        "nonzero_weights": net.num_weights,
+    }
+    if args.json:
+        print_json(info)
+    else:
+        for k, v in info.items():
+            print(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
+    return 0

@@ -1,0 +1,327 @@
+"""Regularization-driven sparsity: L1 and group lasso with proximal steps (exact zeros), the
+Structured Perspective Regularization (SPR) of Cacciola, Frangioni, Li and Lodi with the seed's
+prune pipeline, and the ReLU-stability loss of Xiao et al. (2019)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pruning.masks import Masks, apply_masks, full_masks, masks_from_zeros
+from pruning.train import Regularizer, linear_layers, train
+
+Hook = Callable[[nn.Module], None]
+
+
+def combine_regularizers(*regs: Regularizer | None) -> Regularizer | None:
+    """The sum of the given regularizers (``None`` entries skipped)."""
+    active = [r for r in regs if r is not None]
+    if not active:
+        return None
+    return lambda model, xb: sum((r(model, xb) for r in active), torch.zeros(()))
+
+
+def combine_hooks(*hooks: Hook | None) -> Hook | None:
+    """Run the given hooks in order (``None`` entries skipped)."""
+    active = [h for h in hooks if h is not None]
+    if not active:
+        return None
+
+    def run(model: nn.Module) -> None:
+        for h in active:
+            h(model)
+
+    return run
+
+
+# ---------------------------------------------------------------- L1 and group lasso (proximal)
+
+
+def l1_prox(lam: float, lr: float, include_output: bool = True) -> Hook:
+    """Proximal step of ``lam * ||W||_1`` after a gradient step of size ``lr``: soft-threshold
+    every weight by ``lr * lam``, so small weights become exact zeros (biases are not
+    penalized)."""
+    thr = lr * lam
+
+    def step(model: nn.Module) -> None:
+        lins = linear_layers(model)
+        with torch.no_grad():
+            for lin in lins if include_output else lins[:-1]:
+                w = lin.weight
+                w.copy_(torch.sign(w) * torch.clamp(w.abs() - thr, min=0.0))
+
+    return step
+
+
+def neuron_group_norms(lin: nn.Linear) -> torch.Tensor:
+    """L2 norm of each neuron's group: its incoming weight row and its bias."""
+    sq = (lin.weight**2).sum(dim=1)
+    if lin.bias is not None:
+        sq = sq + lin.bias**2
+    return torch.sqrt(sq)
+
+
+def group_lasso_prox(lam: float, lr: float) -> Hook:
+    """Proximal step of ``lam * sum_g ||w_g||_2`` over hidden neurons (group = incoming row and
+    bias): block soft-thresholding ``w_g <- max(0, 1 - lr lam / ||w_g||) w_g``, which zeroes
+    whole neurons exactly."""
+    thr = lr * lam
+
+    def step(model: nn.Module) -> None:
+        with torch.no_grad():
+            for lin in linear_layers(model)[:-1]:
+                norms = neuron_group_norms(lin)
+                scale = torch.clamp(1.0 - thr / torch.clamp(norms, min=1e-30), min=0.0)
+                lin.weight.mul_(scale[:, None])
+                if lin.bias is not None:
+                    lin.bias.mul_(scale)
+
+    return step
+
+
+def group_lasso_penalty(model: nn.Module) -> torch.Tensor:
+    """``sum_g ||w_g||_2`` over hidden neurons (for reporting; training uses the prox step)."""
+    return sum(
+        (neuron_group_norms(lin).sum() for lin in linear_layers(model)[:-1]), torch.zeros(())
+    )
+
+
+# ---------------------------------------------------------------- SPR
+
+
+def spr_group_values(w: torch.Tensor, big_m: float, alpha: float) -> torch.Tensor:
+    """SPR of each row of ``w`` (a group, ``|w_i| <= M``), without the factor lambda:
+    ``min_{z in [u, 1]} alpha ||w||^2 / z + (1 - alpha) z`` with ``u = ||w||_inf / M``.
+
+    With ``z* = sqrt(alpha / (1 - alpha)) ||w||``: ``2 sqrt(alpha (1 - alpha)) ||w||`` when
+    ``u <= z* <= 1``; ``alpha ||w||^2 / u + (1 - alpha) u`` when ``z* < u``; and
+    ``alpha ||w||^2 + 1 - alpha`` when ``z* > 1``. ``u`` is capped at 1 should a weight exceed M.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if big_m <= 0:
+        raise ValueError(f"M must be positive, got {big_m}")
+    sq = (w**2).sum(dim=1)
+    # sqrt of a safe argument keeps the gradient finite at a zero group, whose value is 0.
+    nonzero = sq > 0
+    norm = torch.where(nonzero, torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq))), 0.0)
+    u = torch.clamp(w.abs().amax(dim=1) / big_m, max=1.0)
+    z_star = math.sqrt(alpha / (1.0 - alpha)) * norm
+    mid = 2.0 * math.sqrt(alpha * (1.0 - alpha)) * norm
+    low = alpha * sq / torch.clamp(u, min=1e-30) + (1.0 - alpha) * u
+    high = alpha * sq + (1.0 - alpha)
+    return torch.where(z_star < u, low, torch.where(z_star > 1.0, high, mid))
+
+
+def layer_big_m(model: nn.Module) -> list[float]:
+    """Per hidden layer, the largest absolute incoming weight or bias (the SPR's M)."""
+    out = []
+    for lin in linear_layers(model)[:-1]:
+        m = float(lin.weight.detach().abs().max())
+        if lin.bias is not None:
+            m = max(m, float(lin.bias.detach().abs().max()))
+        out.append(max(m, 1e-12))
+    return out
+
+
+def spr_regularizer(lam: float, alpha: float, big_m: Sequence[float] | None = None) -> Regularizer:
+    """``lam * sum`` of the SPR over hidden neurons (group = incoming row and bias).
+
+    ``big_m`` gives M per hidden layer (e.g. ``layer_big_m`` of a pretrained dense model);
+    ``None`` uses the current max-abs weight of each layer at every step.
+    """
+
+    def reg(model: nn.Module, _xb: torch.Tensor) -> torch.Tensor:
+        lins = linear_layers(model)[:-1]
+        ms = list(big_m) if big_m is not None else layer_big_m(model)
+        total = torch.zeros(())
+        for lin, m in zip(lins, ms, strict=True):
+            w = lin.weight if lin.bias is None else torch.cat([lin.weight, lin.bias[:, None]], 1)
+            total = total + spr_group_values(w, m, alpha).sum()
+        return lam * total
+
+    return reg
+
+
+def neuron_drop_masks(model: nn.Module, drop: Sequence[torch.Tensor]) -> Masks:
+    """Masks removing the hidden neurons flagged in ``drop`` (incoming row and outgoing column);
+    their biases are zeroed so compaction takes them out entirely."""
+    lins = linear_layers(model)
+    masks = full_masks(model)
+    with torch.no_grad():
+        for k, d in enumerate(drop):
+            masks[k][d, :] = False
+            masks[k + 1][:, d] = False
+            if lins[k].bias is not None:
+                lins[k].bias[d] = 0.0
+    apply_masks(model, masks)
+    return masks
+
+
+def select_neurons_to_drop(
+    model: nn.Module,
+    threshold: float,
+    empty_fraction: float,
+    amount: float = 0.0,
+    big_m: Sequence[float] | None = None,
+) -> list[torch.Tensor]:
+    """The seed's rule: a weight below ``threshold * M`` counts as zero and a neuron with at most
+    ``empty_fraction`` of its incoming weights left is dropped; with ``amount`` > 0, at least
+    that fraction of each hidden layer goes (lowest group norm first)."""
+    ms = list(big_m) if big_m is not None else layer_big_m(model)
+    out = []
+    for lin, m in zip(linear_layers(model)[:-1], ms, strict=True):
+        w = lin.weight.detach()
+        alive = (w.abs() >= threshold * m).float().mean(dim=1)
+        drop = alive <= empty_fraction
+        k = int(amount * w.shape[0])
+        if int(drop.sum()) < k:
+            norms = neuron_group_norms(lin).detach().clone()
+            norms[drop] = -1.0
+            drop = drop.clone()
+            drop[torch.argsort(norms)[:k]] = True
+        if bool(drop.all()):  # never empty a layer
+            drop[torch.argmax(neuron_group_norms(lin).detach())] = False
+        out.append(drop)
+    return out
+
+
+def spr_prune(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    lam: float = 1e-3,
+    alpha: float = 0.5,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    big_m: Sequence[float] | None = None,
+    threshold: float = 0.05,
+    empty_fraction: float = 0.05,
+    amount: float = 0.0,
+    finetune_epochs: int = 10,
+    restore: str = "regularized",
+    seed: int = 0,
+) -> tuple[nn.Module, Masks]:
+    """The seed's pipeline on a (pretrained) model: train with SPR (M per layer from the model as
+    given, unless ``big_m``), threshold small weights, drop neurons left (nearly) empty, restore
+    the kept neurons' weights (thresholding only decides which neurons go), fine-tune with the
+    neurons masked. ``restore="regularized"`` keeps the kept neurons' weights as SPR training
+    left them (below-threshold entries included); ``"pretrained"`` puts back the weights the
+    model had before SPR training. Compact the result with ``pruning.compact.compact``."""
+    if restore not in ("regularized", "pretrained"):
+        raise ValueError(f"restore must be 'regularized' or 'pretrained', got {restore!r}")
+    pretrained = copy.deepcopy(model.state_dict())
+    ms = list(big_m) if big_m is not None else layer_big_m(model)
+    train(
+        model,
+        x,
+        y,
+        epochs,
+        lr=lr,
+        optimizer=optimizer,
+        seed=seed,
+        regularizer=spr_regularizer(lam, alpha, ms),
+    )
+    drop = select_neurons_to_drop(model, threshold, empty_fraction, amount, ms)
+    # The threshold was only used to decide which neurons go; nothing was zeroed, so kept
+    # neurons still have their full regularized weights unless the pretrained ones are wanted.
+    if restore == "pretrained":
+        model.load_state_dict(pretrained)
+    masks = neuron_drop_masks(model, drop)
+    if finetune_epochs > 0:
+        train(model, x, y, finetune_epochs, lr=lr, optimizer=optimizer, masks=masks, seed=seed)
+    return model, masks
+
+
+def proximal_prune(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    kind: str,
+    lam: float,
+    amount: float = 0.0,
+    epochs: int = 20,
+    lr: float = 1e-2,
+    optimizer: str = "sgd",
+    finetune_epochs: int = 10,
+    seed: int = 0,
+) -> tuple[nn.Module, Masks]:
+    """Train with the L1 (``kind="l1"``) or group-lasso (``"group-lasso"``) proximal step, keep
+    the exact zeros as masks, top up to ``amount`` (of weights for L1, of hidden neurons per
+    layer for group lasso, smallest first) and fine-tune with the masks."""
+    from pruning.magnitude import magnitude_masks
+
+    if kind == "l1":
+        hook = l1_prox(lam, lr)
+    elif kind == "group-lasso":
+        hook = group_lasso_prox(lam, lr)
+    else:
+        raise ValueError(f"kind must be 'l1' or 'group-lasso', got {kind!r}")
+    train(model, x, y, epochs, lr=lr, optimizer=optimizer, after_step=hook, seed=seed)
+    if kind == "l1":
+        masks = magnitude_masks(model, amount, scope="global", existing=masks_from_zeros(model))
+        apply_masks(model, masks)
+    else:
+        dead = [neuron_group_norms(lin).detach() == 0 for lin in linear_layers(model)[:-1]]
+        drop = select_neurons_to_drop(model, 0.0, -1.0, amount)
+        masks = neuron_drop_masks(model, [d | e for d, e in zip(drop, dead, strict=True)])
+    if finetune_epochs > 0:
+        train(model, x, y, finetune_epochs, lr=lr, optimizer=optimizer, masks=masks, seed=seed)
+    return model, masks
+
+
+# ---------------------------------------------------------------- ReLU stability (Xiao et al.)
+
+
+def interval_bounds_torch(
+    model: nn.Module, x: torch.Tensor, eps: float, domain: tuple[float, float] = (0.0, 1.0)
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Differentiable interval bounds ``(l, u)`` of every hidden pre-activation over the L-inf
+    ball of radius ``eps`` around each row of ``x`` (clipped to ``domain``), batch-wise."""
+    lo = torch.clamp(x - eps, domain[0], domain[1])
+    hi = torch.clamp(x + eps, domain[0], domain[1])
+    out = []
+    lins = linear_layers(model)
+    for lin in lins[:-1]:
+        c, r = (hi + lo) / 2, (hi - lo) / 2
+        mid = c @ lin.weight.T
+        if lin.bias is not None:
+            mid = mid + lin.bias
+        rad = r @ lin.weight.abs().T
+        lo_k, hi_k = mid - rad, mid + rad
+        out.append((lo_k, hi_k))
+        lo, hi = torch.relu(lo_k), torch.relu(hi_k)
+    return out
+
+
+def relu_stability_regularizer(
+    weight: float, eps: float, domain: tuple[float, float] = (0.0, 1.0)
+) -> Regularizer:
+    """Xiao et al.'s RS loss, ``-weight * mean(tanh(1 + l * u))`` over hidden neurons and the
+    batch: ``l * u < 0`` exactly for unstable neurons, so the loss pushes them to a fixed sign."""
+
+    def reg(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        terms = [
+            torch.tanh(1.0 + lo * hi) for lo, hi in interval_bounds_torch(model, xb, eps, domain)
+        ]
+        return -weight * torch.cat([t.flatten() for t in terms]).mean()
+
+    return reg
+
+
+def stable_fraction(
+    model: nn.Module, x: np.ndarray, eps: float, domain: tuple[float, float] = (0.0, 1.0)
+) -> float:
+    """Fraction of (input, hidden neuron) pairs whose sign interval bounds fix over the ball."""
+    with torch.no_grad():
+        bnds = interval_bounds_torch(
+            copy.deepcopy(model).double(), torch.as_tensor(x, dtype=torch.float64), eps, domain
+        )
+    stable = torch.cat([((lo >= 0) | (hi <= 0)).flatten() for lo, hi in bnds])
+    return float(stable.double().mean())

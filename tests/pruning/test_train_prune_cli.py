@@ -1,0 +1,137 @@
+"""``nn2mip train`` and ``nn2mip prune`` through ``nn2mip.cli.main``."""
+
+from __future__ import annotations
+
+import pytest
+
+from nn2mip.cli import main
+from nn2mip.serialize import load_network_and_masks
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "dense.safetensors"
+    rc = main(
+        [
+            "train",
+            "--hidden",
+            "16",
+            "16",
+            "--epochs",
+            "3",
+            "--stability",
+            "0.1",
+            "--l1",
+            "1e-4",
+            "--out",
+            str(path),
+        ]
+    )
+    assert rc == 0
+    return path
+
+
+def test_train_writes_a_model(model_file):
+    net, masks = load_network_and_masks(model_file)
+    assert net.hidden_sizes == [16, 16]
+    assert net.meta["data"] == "digits"
+    assert float(net.meta["test_accuracy"]) > 0.3
+
+
+def test_train_with_spr_and_group_lasso(tmp_path):
+    out = tmp_path / "r.safetensors"
+    rc = main(
+        [
+            "train",
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--spr-lambda",
+            "0.01",
+            "--group-lasso",
+            "0.01",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
+            "--compact",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0 and out.is_file()
+
+
+@pytest.mark.parametrize("method", ["global-magnitude", "spr", "synflow"])
+def test_prune_compacts(tmp_path, model_file, method):
+    out = tmp_path / "p.safetensors"
+    rc = main(
+        [
+            "prune",
+            str(model_file),
+            "--method",
+            method,
+            "--amount",
+            "0.5",
+            "--finetune-epochs",
+            "1",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    net, masks = load_network_and_masks(out)
+    assert all(m is None for m in masks)
+    assert method in net.meta["pruning"]
+    if method == "spr":
+        assert net.num_hidden_neurons <= 16
+
+
+def test_prune_keep_masks(tmp_path, model_file):
+    out = tmp_path / "p.safetensors"
+    rc = main(
+        [
+            "prune",
+            str(model_file),
+            "--method",
+            "magnitude",
+            "--amount",
+            "0.5",
+            "--finetune-epochs",
+            "1",
+            "--keep-masks",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    net, masks = load_network_and_masks(out)
+    assert net.hidden_sizes == [16, 16] and all(m is not None for m in masks)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["prune", "MISSING", "--method", "l1", "--amount", "0.5"],
+        ["prune", "MODEL", "--method", "nope", "--amount", "0.5"],
+        ["prune", "MODEL", "--method", "l1", "--amount", "1.0"],
+        ["prune", "MODEL", "--method", "l1", "--amount", "-0.1"],
+        ["prune", "MODEL", "--method", "l1", "--amount", "0.5", "--optimizer", "rmsprop"],
+        ["prune", "MODEL", "--method", "l1", "--amount", "0.5", "--data", "cifar"],
+        ["train", "--epochs", "0"],
+        ["train", "--data", "mnist"],
+        ["train", "--spr-alpha", "1.5"],
+    ],
+)
+def test_bad_input_is_a_one_line_error(tmp_path, model_file, capsys, argv):
+    argv = [
+        str(model_file) if a == "MODEL" else str(tmp_path / "x") if a == "MISSING" else a
+        for a in argv
+    ]
+    rc = main([*argv, "--out", str(tmp_path / "o.safetensors")])
+    assert rc != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nn2mip: error:") and "\n" not in err
