@@ -222,7 +222,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument(
         "--tools",
-        nargs="+",
+        nargs="*",
         default=["nn2mip-pyomo", "OMLT", "PySCIPOpt-ML"],
         help="peers to run besides nn2mip (highspy)",
     )
