@@ -158,37 +158,39 @@ def instance_table(rows: list[dict[str, Any]]) -> str:
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: per network, nn2mip (sign) against the fastest peer and against OMLT's build.
+    """Markdown: per network and nn2mip variant (sign), against the fastest peer and OMLT's build.
 
     Targets (issue 7): median total >= 5x faster than the best peer; build >= 10x faster than
     OMLT. Medians are over the instances each run covers; timeouts count at their full time.
     """
     lines = [
-        "| network | nn2mip (sign) median total s | fastest peer (question): median total s "
-        "| speed-up (>= 5x?) | OMLT / nn2mip median build (>= 10x?) |",
-        "|---|---|---|---|---|",
+        "| network | nn2mip variant (sign): median total s | fastest peer (question): median "
+        "total s | common instances | speed-up (>= 5x?) | OMLT / nn2mip median build (>= 10x?) |",
+        "|---|---|---|---|---|---|",
     ]
-    nets = sorted({r["network"] for r in rows})
-    for net in nets:
+    for net in sorted({r["network"] for r in rows}):
         rs = [r for r in rows if r["network"] == net]
-        ours = [r for r in rs if r["tool"] == "nn2mip" and r["mode"] == "sign"]
-        if not ours:
-            continue
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rs:
-            if r["tool"] in ("OMLT", "PySCIPOpt-ML"):
-                groups[label(r)].append(r)
-        ours_total = _median(r["total"] for r in ours)
-        peer = min(groups, key=lambda k: _median(r["total"] for r in groups[k]), default=None)
-        if peer is None:
-            continue
-        peer_total = _median(r["total"] for r in groups[peer])
-        speed = peer_total / max(ours_total, 1e-9)
         omlt_build = _median(r["build"] for r in rs if r["tool"] == "OMLT")
-        build = omlt_build / max(_median(r["build"] for r in ours), 1e-9)
-        lines.append(
-            f"| {net} | {_fmt(ours_total)} | {peer}: {_fmt(peer_total)} "
-            f"| {_fmt(speed, 1)}x {'yes' if speed >= 5 else 'no'} "
-            f"| {_fmt(build, 0)}x {'yes' if build >= 10 else 'no'} |"
-        )
+        for tool in sorted({r["tool"] for r in rs if r["tool"].startswith("nn2mip")}):
+            ours = {r["instance"]: r for r in rs if r["tool"] == tool and r["mode"] == "sign"}
+            if not ours:
+                continue
+            # Compare on the instances both runs cover.
+            groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in rs:
+                if r["tool"] in ("OMLT", "PySCIPOpt-ML") and r["instance"] in ours:
+                    groups[label(r)].append(r)
+            peer = min(groups, key=lambda k: _median(r["total"] for r in groups[k]), default=None)
+            if peer is None:
+                continue
+            common = [ours[r["instance"]] for r in groups[peer]]
+            peer_total = _median(r["total"] for r in groups[peer])
+            ours_total = _median(r["total"] for r in common)
+            speed = peer_total / max(ours_total, 1e-9)
+            build = omlt_build / max(_median(r["build"] for r in ours.values()), 1e-9)
+            lines.append(
+                f"| {net} | {tool}: {_fmt(ours_total)} | {peer}: {_fmt(peer_total)} "
+                f"| {len(common)} | {_fmt(speed, 1)}x {'yes' if speed >= 5 else 'no'} "
+                f"| {_fmt(build, 0)}x {'yes' if build >= 10 else 'no'} |"
+            )
     return "\n".join(lines)
