@@ -49,11 +49,7 @@ def disagreements(rows: list[dict[str, Any]]) -> list[str]:
                 f"VERDICT DISAGREEMENT on {inst}: "
                 + ", ".join(f"{t}={v}" for t, v in sorted(decided.items()))
             )
-        opt = {
-            t: r["objective"]
-            for t, r in tools.items()
-            if r["optimal"] and r["objective"] is not None
-        }
+        opt = {t: r["objective"] for t, r in tools.items() if _proven_optimum(r)}
         if opt and max(opt.values()) - min(opt.values()) > MARGIN_TOL:
             bounds = {t: tools[t]["bound"] for t in opt}
             # Consistent when every optimum lies below every proven bound: the solvers merely
@@ -75,6 +71,12 @@ def disagreements(rows: list[dict[str, Any]]) -> list[str]:
             if r["verdict"] == "adversarial" and not r["witness_ok"]:
                 msgs.append(f"UNCHECKED WITNESS on {inst} from {t}")
     return msgs
+
+
+def _proven_optimum(r: dict[str, Any]) -> bool:
+    """A margin proven optimal: an ``opt`` run that ended optimal (a ``sign`` run's "optimal"
+    is for the problem cut off at 0, not the margin's optimum)."""
+    return r["mode"] == "opt" and bool(r["optimal"]) and r["objective"] is not None
 
 
 def _ratio(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]], key: str) -> float:
@@ -150,7 +152,7 @@ def instance_table(rows: list[dict[str, Any]]) -> str:
             if r is None:
                 cells.append("")
                 continue
-            m = r["objective"] if r["optimal"] else None
+            m = r["objective"] if _proven_optimum(r) else None
             extra = f", {m:+.4f}" if m is not None else ""
             cells.append(f"{short.get(r['verdict'], r['verdict'])} {_fmt(r['total'])}{extra}")
         lines.append(f"| {inst} | " + " | ".join(cells) + " |")

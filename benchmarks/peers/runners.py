@@ -106,7 +106,7 @@ def run_nn2mip_highs(
     out.solver_time = r.solve_time
     out.total = r.total_time
     out.status = r.solver_status
-    out.optimal = r.solver_status == "optimal"
+    out.optimal = r.solver_status == "optimal" and mode == "opt"
     out.bound = r.bound
     out.objective = r.margin
     out.binaries, out.rows = r.stats.binaries, r.stats.rows
@@ -160,7 +160,7 @@ def _solve_appsi(
     out.binaries = int(sum(1 for v in lp.integrality_ if str(v).endswith("kInteger")))
     tc = res.termination_condition.name
     out.status = {"maxTimeLimit": "time_limit", "objectiveLimit": "objective_limit"}.get(tc, tc)
-    out.optimal = tc == "optimal"
+    out.optimal = tc == "optimal" and mode == "opt"
     if res.best_objective_bound is not None and math.isfinite(res.best_objective_bound):
         out.bound = float(res.best_objective_bound)
     if mode == "sign" and tc == "infeasible":
@@ -195,6 +195,7 @@ def run_nn2mip_pyomo(
 ) -> ToolResult:
     """nn2mip's Pyomo block (``add_network``), solved with HiGHS through Pyomo (appsi)."""
     import pyomo.environ as pyo
+
     from nn2mip.pyomo_backend import add_network
 
     tool = "nn2mip-pyomo" if bound_method == "interval" else f"nn2mip-pyomo[{bound_method}]"
@@ -309,7 +310,7 @@ def run_scipml(net: Network, inst: Instance, time_limit: float, mode: str) -> To
     out.solver_time = float(s.getSolvingTime())
     status = s.getStatus()
     out.status = {"timelimit": "time_limit"}.get(status, status)
-    out.optimal = status == "optimal"
+    out.optimal = status == "optimal" and mode == "opt"
     xv = None
     if s.getNSols() > 0:
         sol = s.getBestSol()
