@@ -192,7 +192,12 @@ def write(args: argparse.Namespace) -> str:
             f"Witnesses: {checked}/{adv} adversarial verdicts carry a witness that passed the "
             "float64 re-check (a verdict needs one).",
             "Cross-checks: "
-            + ("none flagged." if not flags else "\n\n" + "\n".join(f"- **{m}**" for m in flags)),
+            + (
+                "no verdict disagreement."
+                if not any(m.startswith("VERDICT") for m in flags)
+                else "**VERDICTS DISAGREE** (see below)."
+            )
+            + ("" if not flags else "\n\n" + "\n".join(f"- **{m}**" for m in flags)),
             "Per instance (verdict, total s, optimal margin when proven):",
             report.instance_table(rows),
         ]
