@@ -1,0 +1,254 @@
+"""nn2mip against its peers (OMLT, PySCIPOpt-ML) on the same networks and instances (issue 7).
+
+Every tool gets the same question: maximize ``y[target] - y[label]`` over the input ball,
+targeted at the second-likeliest class (test image 18 -> 8 first on the gurobi-ml model). nn2mip
+is run twice: with its sign early stop (``sign``: stop once the margin's sign is settled) and to
+optimality (``opt``); the peers run to optimality by default (``--peer-modes opt sign`` gives
+them the same early stop too). Every witness, whoever found it, is re-checked by nn2mip's float64
+forward pass; verdict disagreements and optimal margins differing by more than 1e-4 are flagged.
+
+Results go to a JSONL store (one line per tool x instance x question; reruns skip what is
+there), then the tables go into BENCHMARKS.md under "## Peers: OMLT and PySCIPOpt-ML (issue 7)".
+
+    python benchmarks/bench_peers.py --suites gurobi vnn256x2 digits --time-limit 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.markdown import write_section  # noqa: E402
+from benchmarks.peers import report  # noqa: E402
+from benchmarks.peers.instances import SUITES, Instance, Suite  # noqa: E402
+from benchmarks.peers.runners import (  # noqa: E402
+    Runner,
+    guarded,
+    pyomo_backend_available,
+    run_nn2mip_highs,
+    run_nn2mip_pyomo,
+    run_omlt,
+    run_scipml,
+)
+
+TITLE = "Peers: OMLT and PySCIPOpt-ML (issue 7)"
+STORE = Path(__file__).resolve().parent / "results" / "peers.jsonl"
+RUNNERS: dict[str, Runner] = {
+    "nn2mip": run_nn2mip_highs,
+    "nn2mip-pyomo": run_nn2mip_pyomo,
+    "OMLT": run_omlt,
+    "PySCIPOpt-ML": run_scipml,
+}
+PACKAGES = ("highspy", "pyomo", "omlt", "pyscipopt", "pyscipopt-ml")
+
+
+def _passes(args: argparse.Namespace) -> list[list[tuple[str, str]]]:
+    """(tool, question) pairs, grouped in passes over all instances: every tool's ``sign``
+    runs first, then every ``opt`` run, so a cut-short run still compares like with like."""
+    tools = ["nn2mip"]
+    if "nn2mip-pyomo" in args.tools:
+        if pyomo_backend_available():
+            tools.append("nn2mip-pyomo")
+        else:
+            print("nn2mip.pyomo_backend not importable: the Pyomo path is skipped", flush=True)
+    peers = [t for t in ("OMLT", "PySCIPOpt-ML") if t in args.tools]
+    passes = []
+    for mode in ("sign", "opt"):
+        jobs = [(t, mode) for t in tools if mode in args.nn2mip_modes]
+        jobs += [(t, mode) for t in peers if mode in args.peer_modes]
+        if jobs:
+            passes.append(jobs)
+    return passes
+
+
+def _load(store: Path) -> list[dict[str, Any]]:
+    if not store.exists():
+        return []
+    return [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the suites, ``--workers`` of them at a time (each appends to the store)."""
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    if args.workers <= 1 or len(args.suites) == 1:
+        for name in args.suites:
+            run_suite(args, name)
+        return
+    with ProcessPoolExecutor(args.workers) as pool:
+        for fut in [pool.submit(run_suite, args, name) for name in args.suites]:
+            fut.result()
+
+
+def run_suite(args: argparse.Namespace, name: str) -> None:
+    """Run every missing (tool, question, instance) of a suite; one JSON line per result."""
+    store: Path = args.results
+    done = {(r["tool"], r["mode"], r["instance"]) for r in _load(store)}
+    suites: list[Suite] = SUITES[name](args.images)
+    for jobs in _passes(args):
+        for suite in suites:
+            for inst in suite.instances:
+                for tool, mode in jobs:
+                    if (_display(tool, args), mode, inst.key) not in done:
+                        _run_one(args, suite, inst, tool, mode)
+
+
+def _display(tool: str, args: argparse.Namespace) -> str:
+    """The tool's name in the store: nn2mip runs with non-default bounds carry the method."""
+    if tool.startswith("nn2mip") and args.bound_method != "interval":
+        return f"{tool}[{args.bound_method}]"
+    return tool
+
+
+def _run_one(args: argparse.Namespace, suite: Suite, inst: Instance, tool: str, mode: str) -> None:
+    runner = RUNNERS[tool]
+    if tool.startswith("nn2mip"):
+        runner = partial(runner, bound_method=args.bound_method)
+    res = guarded(runner, _display(tool, args))(
+        suite.network, inst, args.time_limit, mode
+    ).as_dict()
+    res["time_limit"] = args.time_limit
+    res["load_avg"] = round(os.getloadavg()[0], 2)
+    with args.results.open("a") as f:  # one short append per line: safe across workers
+        f.write(json.dumps(res) + "\n")
+    print(
+        f"{inst.key:45s} {tool:13s} {mode:4s} {res['verdict']:11s} "
+        f"build {res['build']:7.3f} solve {res['solve']:7.2f} "
+        f"total {res['total']:7.2f} bin {res['binaries']} {res['note']}",
+        flush=True,
+    )
+
+
+def _versions() -> str:
+    out = []
+    for p in PACKAGES:
+        try:
+            out.append(f"{p} {metadata.version(p)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{p} (not installed)")
+    return ", ".join(out)
+
+
+def _scip_version() -> str:
+    try:
+        from pyscipopt import Model
+
+        return f" (SCIP {Model().version()})"
+    except Exception:  # noqa: BLE001 - only a label
+        return ""
+
+
+def write(args: argparse.Namespace) -> str:
+    """Build the Markdown section from the store (all rows), print it, write it if asked."""
+    rows = _load(args.results)
+    if not rows:
+        return ""
+    tls = sorted({r["time_limit"] for r in rows})
+    loads = [r["load_avg"] for r in rows]
+    flags = report.disagreements(rows)
+    checked = sum(1 for r in rows if r["verdict"] == "adversarial" and r["witness_ok"])
+    adv = sum(1 for r in rows if r["verdict"] == "adversarial")
+    body = "\n\n".join(
+        [
+            f"Command: `{args.command}`",
+            "Same question for every tool: maximize `y[target] - y[label]` over the ball, target "
+            "= second-likeliest class (gurobi-ml: image 18 -> 8 first, as in its notebook). "
+            "`sign` = stop once the margin's sign is settled (nn2mip's default); `opt` = solve "
+            f"to optimality. 1 thread per solver, time limit {', '.join(map(str, tls))} s per "
+            f"run, `nice -n 10` on a shared 2-core machine (1-min load average during the runs "
+            f"{min(loads):.1f}-{max(loads):.1f}: absolute times are noisy, compare ratios). "
+            "Build = modeling up to a model ready to solve (nn2mip: bounds + sparse "
+            "formulation; OMLT: NetworkDefinition + OmltBlock + objective/L1 rows; PySCIPOpt-ML: "
+            "add_predictor_constr + objective/L1 rows); solve = the solve call (Pyomo paths "
+            "include Pyomo's hand-off to HiGHS); total = build + solve + witness re-check. "
+            "Timeouts count at their full time; `>=` marks a median that is a timeout. Ratios "
+            "are medians over instances of the per-instance ratio. Sizes are of the model "
+            "handed to the solver, before its presolve.",
+            f"Versions: {_versions()}{_scip_version()}.",
+            "How each tool gets the network: nn2mip reads the ONNX files itself (digits nets "
+            "come from torch); OMLT gets a NetworkDefinition of DenseLayers built from the same "
+            "float64 weights, with the region's box as input bounds (its ONNX reader loads the "
+            "gurobi-ml model but raises KeyError '11' on mnist-net_256x2.onnx, Flatten + Gemm on a "
+            "[1,784,1] input); PySCIPOpt-ML gets a float64 torch Sequential of the same weights "
+            "and `formulation='bigm'` (its ONNX path rejects Flatten and raised IndexError on the "
+            "gurobi-ml model here). For L1 balls the peers get `t >= |x - c|`, `sum t <= eps` "
+            "rows written by this script; their input box is then the whole [0,1] domain. Peer "
+            "`sign` runs: HiGHS `objective_target`/`objective_bound` through appsi for OMLT, "
+            "an objective limit of 0 plus a one-solution limit for SCIP.",
+            report.summary_table(rows, tls[-1]),
+            "Targets (nn2mip with its default sign early stop against the fastest peer run, "
+            "either question):",
+            report.targets_table(rows),
+            *([args.notes.read_text().strip()] if args.notes else []),
+            f"Witnesses: {checked}/{adv} adversarial verdicts carry a witness that passed the "
+            "float64 re-check (a verdict needs one).",
+            "Cross-checks: "
+            + (
+                "no verdict disagreement."
+                if not any(m.startswith("VERDICT") for m in flags)
+                else "**VERDICTS DISAGREE** (see below)."
+            )
+            + ("" if not flags else "\n\n" + "\n".join(f"- **{m}**" for m in flags)),
+            "Per instance (verdict, total s, optimal margin when proven):",
+            report.instance_table(rows),
+        ]
+    )
+    if args.write:
+        write_section(TITLE, body)
+    return body
+
+
+def _run_argv(argv: list[str]) -> list[str]:
+    """The arguments that produce the results (report-only flags dropped)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--notes":
+            skip = True
+        elif a not in ("--report-only", "--no-write") and not a.startswith("--notes="):
+            out.append(a)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suites", nargs="+", default=["gurobi", "vnn256x2", "digits"])
+    ap.add_argument("--images", type=int, default=10)
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument(
+        "--tools",
+        nargs="*",
+        default=["nn2mip-pyomo", "OMLT", "PySCIPOpt-ML"],
+        help="peers to run besides nn2mip (highspy)",
+    )
+    ap.add_argument(
+        "--bound-method", default="interval", help="nn2mip's neuron bounds (interval, symbolic, lp)"
+    )
+    ap.add_argument("--nn2mip-modes", nargs="+", default=["sign", "opt"])
+    ap.add_argument("--peer-modes", nargs="+", default=["opt"])
+    ap.add_argument("--results", type=Path, default=STORE)
+    ap.add_argument("--workers", type=int, default=1, help="suites run in parallel")
+    ap.add_argument("--notes", type=Path, help="Markdown findings to put under the tables")
+    ap.add_argument("--report-only", action="store_true", help="only rebuild the table")
+    ap.add_argument("--no-write", dest="write", action="store_false")
+    args = ap.parse_args()
+    args.command = " ".join(["python benchmarks/bench_peers.py", *_run_argv(sys.argv[1:])])
+    t0 = time.perf_counter()
+    if not args.report_only:
+        run(args)
+    print(write(args))
+    print(f"\n[{time.perf_counter() - t0:.0f} s]")
+
+
+if __name__ == "__main__":
+    main()
