@@ -29,6 +29,9 @@ Verdict = Literal["adversarial", "robust", "timeout", "unknown"]
 ROBUST_TOL = 1e-6
 # A MIP solution with at least this margin ends the search (then it is re-checked).
 FOUND_TOL = 1e-6
+# The HiGHS cutoff for "robust" sits ten times further out than ROBUST_TOL: HiGHS prunes nodes
+# within its own absolute gap (1e-6) of a cutoff, and that slack must never hide a positive margin.
+CUTOFF = 10 * ROBUST_TOL
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _solve_sign(
 ) -> SolveResult:
     if early_stop:
         # nn2mip.sign.DEFAULT_METHOD is the fastest variant measured by bench_bounds.py.
-        return solve_sign(form.model, FOUND_TOL, ROBUST_TOL, time_limit=time_limit, threads=threads)
+        return solve_sign(form.model, FOUND_TOL, CUTOFF, time_limit=time_limit, threads=threads)
     return solve_highs(form.model, time_limit=time_limit, threads=threads)
 
 
