@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import platform
 import statistics
 import sys
@@ -28,10 +27,12 @@ import numpy as np
 import torch
 
 from adversarial.problems import targeted_attack
+from benchmarks.markdown import write_section
 from nn2mip import sign
 from nn2mip.bounds import compute_bounds
 from nn2mip.datasets import load_digits
 from nn2mip.formulation import build_formulation
+from nn2mip.mnist import load_mnist
 from nn2mip.network import Network
 from nn2mip.region import ball_region
 from nn2mip.sign import SIGN_METHODS, solve_sign
@@ -42,16 +43,8 @@ from pruning.train import make_mlp, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
-SECTION = "## Bounds and early stopping (issue 4)"
+SECTION = "Bounds and early stopping (issue 4)"
 TOL = 1e-6
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def digits_nets() -> tuple[dict[str, Network], np.ndarray, np.ndarray]:
@@ -69,10 +62,8 @@ def digits_nets() -> tuple[dict[str, Network], np.ndarray, np.ndarray]:
 def mnist_net() -> tuple[dict[str, Network], np.ndarray, np.ndarray] | None:
     if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         return None
-    x = _read_idx(MNIST_DIR / "train-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
-    y = _read_idx(MNIST_DIR / "train-labels-idx1-ubyte.gz").astype(np.int64)
-    xt = _read_idx(MNIST_DIR / "t10k-images-idx3-ubyte.gz").reshape(-1, 784) / 255.0
-    yt = _read_idx(MNIST_DIR / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    x, y = load_mnist(MNIST_DIR, "train")
+    xt, yt = load_mnist(MNIST_DIR, "test")
     model = train(make_mlp(784, [50, 50], 10, seed=0), x, y, epochs=2, lr=2e-3, batch_size=128)
     net = from_torch(model)
     return {"mnist 784-50-50-10": net}, xt, yt
@@ -230,8 +221,9 @@ def _omlt_build(net: Network, region) -> float | None:
     try:
         import pyomo.environ as pyo
         from omlt import OmltBlock
-        from omlt.neuralnet import NetworkDefinition, ReluBigMFormulation
-        from omlt.neuralnet.layer import DenseLayer, InputLayer
+        from omlt.neuralnet import ReluBigMFormulation
+
+        from benchmarks.peers.runners import omlt_network
     except ImportError:
         return None
     import logging
@@ -239,35 +231,11 @@ def _omlt_build(net: Network, region) -> float | None:
     # OMLT initializes scaled inputs to 0 outside their bounds; Pyomo warns once per variable.
     logging.getLogger("pyomo.core").setLevel(logging.ERROR)
     t0 = time.perf_counter()
-    bounds = {i: (float(lo), float(hi)) for i, (lo, hi) in enumerate(
-        zip(region.lower, region.upper, strict=True))}  # fmt: skip
-    nd = NetworkDefinition(scaled_input_bounds=bounds)
-    prev = InputLayer([net.input_size])
-    nd.add_layer(prev)
-    for layer in net.layers:
-        dense = DenseLayer(
-            prev.output_size,
-            [layer.out_features],
-            activation="relu" if layer.relu else "linear",
-            weights=layer.weight.T.copy(),
-            biases=layer.bias.copy(),
-        )
-        nd.add_layer(dense)
-        nd.add_edge(prev, dense)
-        prev = dense
+    nd = omlt_network(net, region.lower, region.upper)
     m = pyo.ConcreteModel()
     m.nn = OmltBlock()
     m.nn.build_formulation(ReluBigMFormulation(nd))
     return time.perf_counter() - t0
-
-
-def write_section(path: Path, body: list[str]) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + (text[nxt + 1 :] if nxt >= 0 else "")
-    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(body) + "\n")
 
 
 def main() -> None:
@@ -284,8 +252,6 @@ def main() -> None:
 
     digits_cfg = [("inf", 0.05), ("inf", 0.08), ("1", 1.5), ("1", 2.5)]
     body = [
-        SECTION,
-        "",
         "Command: `PYTHONPATH=. python "
         + " ".join(["benchmarks/bench_bounds.py", *sys.argv[1:]])
         + f"` ({platform.processor() or platform.machine()}, HiGHS 1 thread, "
@@ -334,7 +300,7 @@ def main() -> None:
         ptable.update({name: (net, mnist[1][0]) for name, net in mnist[0].items()})
     body += pyomo_table(ptable)
     body += ["", f"Total benchmark wall time: {time.perf_counter() - t_start:.0f} s."]
-    write_section(args.out, body)
+    write_section(SECTION, "\n".join(body), args.out)
     print("\n".join(body))
 
 

@@ -215,7 +215,7 @@ def run_nn2mip_pyomo(
 # --------------------------------------------------------------------------- OMLT
 
 
-def _omlt_network(net: Network, lo: np.ndarray, hi: np.ndarray) -> Any:
+def omlt_network(net: Network, lo: np.ndarray, hi: np.ndarray) -> Any:
     """OMLT NetworkDefinition with the same float64 weights and the region's box as bounds."""
     from omlt.neuralnet import NetworkDefinition
     from omlt.neuralnet.layer import DenseLayer, InputLayer
@@ -249,7 +249,7 @@ def run_omlt(net: Network, inst: Instance, time_limit: float, mode: str) -> Tool
     t0 = time.perf_counter()
     m = pyo.ConcreteModel()
     m.nn = OmltBlock()
-    m.nn.build_formulation(ReluBigMFormulation(_omlt_network(net, reg.lower, reg.upper)))
+    m.nn.build_formulation(ReluBigMFormulation(omlt_network(net, reg.lower, reg.upper)))
     xs = [m.nn.inputs[i] for i in range(reg.size)]
     if inst.norm == "1":
         _add_l1_pyomo(m, xs, inst)
