@@ -20,7 +20,7 @@ from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
 from nn2mip.highs_backend import SolveResult, solve_highs
 from nn2mip.network import Network
-from nn2mip.region import InputRegion, Norm, ball_region
+from nn2mip.region import Norm, ball_region
 from nn2mip.sign import solve_sign
 
 Verdict = Literal["adversarial", "robust", "timeout", "unknown"]
@@ -326,8 +326,3 @@ def attack(
     if target is None:
         return untargeted_attack(network, x0, label, eps, norm, **kwargs)  # type: ignore[arg-type]
     return targeted_attack(network, x0, label, target, eps, norm, **kwargs)  # type: ignore[arg-type]
-
-
-def region_for(x0: np.ndarray, eps: float, norm: Norm, domain: tuple[float, float]) -> InputRegion:
-    """The region an attack searches (re-exported for callers that re-check witnesses)."""
-    return ball_region(x0, eps, norm, domain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,11 +24,6 @@ def _leaves(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Modul
         yield prefix.rstrip("."), module
 
 
-def _effective_weight(linear: nn.Linear) -> torch.Tensor:
-    """Weight with any pruning mask applied (torch.nn.utils.prune keeps it in ``weight``)."""
-    return linear.weight.detach()
-
-
 def from_torch(model: nn.Module) -> Network:
     """Convert a ``nn.Sequential`` of Linear/ReLU/Flatten (Identity, Dropout skipped) to a Network.
 
@@ -43,7 +39,8 @@ def from_torch(model: nn.Module) -> Network:
     layers: list[AffineLayer] = []
     for name, leaf in _leaves(model):
         if isinstance(leaf, nn.Linear):
-            w = _effective_weight(leaf).to(torch.float64).cpu().numpy()
+            # torch.nn.utils.prune keeps the masked weight in ``weight`` itself.
+            w = leaf.weight.detach().to(torch.float64).cpu().numpy()
             if leaf.bias is not None:
                 b = leaf.bias.detach().to(torch.float64).cpu().numpy()
             else:
@@ -55,9 +52,7 @@ def from_torch(model: nn.Module) -> Network:
             last = layers[-1]
             layers[-1] = AffineLayer(last.weight, last.bias, relu=True)  # relu(relu(x)) = relu(x)
         elif isinstance(leaf, _PASS_THROUGH):
-            if isinstance(leaf, nn.Flatten) and layers:
-                continue  # after a Linear the tensor is already flat
-            continue
+            continue  # inputs are flat vectors already; these are identities at inference
         else:
             raise UnsupportedLayerError(
                 f"unsupported layer '{name}' of type {type(leaf).__name__} "
@@ -85,14 +80,7 @@ def to_torch(network: Network, dtype: torch.dtype = torch.float32) -> nn.Sequent
 def torch_forward(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """Evaluate a torch model on a numpy batch in float64 (a copy of the model, so the original
     keeps its dtype); used as the second, independent witness check."""
-    model64 = _copy_to_float64(model)
+    model64 = copy.deepcopy(model).to(torch.float64).eval()
     with torch.no_grad():
         out = model64(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64))
     return out.numpy()
-
-
-def _copy_to_float64(model: nn.Module) -> nn.Module:
-    import copy
-
-    m = copy.deepcopy(model)
-    return m.to(torch.float64).eval()
