@@ -30,6 +30,7 @@ class MipModel:
     cost: dict[int, float] = field(default_factory=dict)
     offset: float = 0.0
     sense: Sense = "max"
+    _matrix: tuple[tuple[int, int, int], sp.csr_array] | None = field(default=None, repr=False)
 
     def add_cols(
         self,
@@ -109,7 +110,14 @@ class MipModel:
         return c
 
     def matrix(self) -> sp.csr_array:
-        """The constraint matrix, duplicates summed, explicit zeros removed."""
+        """The constraint matrix, duplicates summed, explicit zeros removed.
+
+        Cached until rows or columns are added: a loop of solves that only changes the
+        objective (one per target class) assembles it once. Treat the result as read-only.
+        """
+        key = (self.num_rows, self.num_cols, len(self._rows))
+        if self._matrix is not None and self._matrix[0] == key:
+            return self._matrix[1]
         if self._rows:
             vals = np.concatenate([b[0] for b in self._rows])
             rows = np.concatenate([b[1] for b in self._rows])
@@ -119,6 +127,7 @@ class MipModel:
         a = sp.csr_array((vals, (rows, cols)), shape=(self.num_rows, self.num_cols))
         a.sum_duplicates()
         a.eliminate_zeros()
+        self._matrix = (key, a)
         return a
 
     @property
