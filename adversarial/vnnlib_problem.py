@@ -24,10 +24,11 @@ from typing import Literal
 import numpy as np
 
 from nn2mip.bounds import NetworkBounds, bound_methods
+from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
 from nn2mip.highs_backend import SolveResult, solve_highs
-from nn2mip.network import Network
+from nn2mip.network import AffineLayer, Network
 from nn2mip.region import box_region
 from nn2mip.vnnlib import OutputConstraint, VnnCase, VnnProperty
 
@@ -45,6 +46,11 @@ UNSAT_CUTOFF = 1e-5
 STRICT_TARGET = -1e-4
 # Seconds the attack may take at most, whatever the timeout.
 ATTACK_CAP = 5.0
+# When the bounds leave disjuncts to the MIP, the attack gets a second, longer try on them.
+SECOND_ATTACK_SHARE = 0.1
+SECOND_ATTACK_CAP = 20.0
+# Output-diversified sign steps before PGD's random restarts (``odi_points``).
+ODI_STEPS = 5
 
 # An attack gets (network, lower, upper, disjuncts, time budget) and returns candidate inputs
 # (rows) or None; the verifier re-checks whatever it returns.
@@ -141,14 +147,17 @@ def pgd_attack(
     budget: float,
 ) -> np.ndarray | None:
     """PGD rounds until one finds a counterexample or ``budget`` seconds are spent: a cheap first
-    round (4 restarts x 50 steps per disjunct), then wider ones (16 x 200) with fresh seeds."""
+    round (4 restarts x 50 steps per disjunct), then wider ones (16 x 200) with fresh seeds; the
+    random restarts start from output-diversified points (``odi_points``)."""
     t_end = time.perf_counter() + budget
     for r in range(1000):
         restarts, steps = (4, 50) if r == 0 else (16, 200)
         left = t_end - time.perf_counter()
         if left <= 0:
             break
-        found = pgd_round(network, lower, upper, disjuncts, left, restarts, steps, seed=r)
+        found = pgd_round(
+            network, lower, upper, disjuncts, left, restarts, steps, seed=r, odi_steps=ODI_STEPS
+        )
         if found is not None:
             return found
     return None
@@ -164,6 +173,7 @@ def pgd_round(
     steps: int = 50,
     seed: int = 0,
     start: np.ndarray | None = None,
+    odi_steps: int = 0,
 ) -> np.ndarray | None:
     """One round of minimal L-inf PGD (sign gradient, numpy): ``restarts`` targeted runs per
     disjunct, all disjuncts in one batch, each minimizing ``max_i (C_i y - d_i)`` of its own.
@@ -171,7 +181,8 @@ def pgd_round(
     Kept here only so that ``verify`` tries an attack before the MIP; any function with the
     ``Attack`` signature can replace it. Half the restarts back-propagate through inactive ReLUs
     with slope 0.1: nets with few active neurons (VNN-COMP mnist_fc) otherwise stall in a flat
-    linear piece. Returns points with value <= 0 (best first), or None.
+    linear piece. ``odi_steps`` > 0 moves the random starts by ``odi_points`` first. Returns
+    points with value <= 0 (best first), or None.
     """
     t_end = time.perf_counter() + budget
     if any(dj.C.shape[0] == 0 for dj in disjuncts):
@@ -179,6 +190,8 @@ def pgd_round(
     rng = np.random.default_rng(seed)
     n_dj = len(disjuncts)
     x = rng.uniform(lower, upper, size=(n_dj * restarts, lower.size))
+    if odi_steps > 0:
+        x = odi_points(network, lower, upper, x, odi_steps, rng)
     x[::restarts] = (lower + upper) / 2.0  # every disjunct's first run starts at the center
     if start is not None:
         s = np.clip(np.atleast_2d(start), lower, upper)
@@ -212,6 +225,34 @@ def pgd_round(
     if not hit.size:
         return None
     return x[hit[np.argsort(v[hit])]]
+
+
+def odi_points(
+    network: Network,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    x: np.ndarray,
+    steps: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Output-diversified starts (Tashiro et al., ODI): from each row of ``x``, ``steps`` sign
+    steps of half the box width maximizing ``w . y`` for a random ``w`` in [-1, 1]^outputs.
+
+    Uniform random starts in a 784-dim box all land near the same output (the averages
+    concentrate), so PGD from them explores one region; random output directions spread them
+    over the box's corners where the counterexamples of VNN-COMP mnist_fc live.
+    """
+    w = rng.uniform(-1.0, 1.0, size=(len(x), network.output_size))
+    for _ in range(steps):
+        zs = network.pre_activations(x)
+        g = w
+        for j in range(len(network.layers) - 1, -1, -1):
+            layer = network.layers[j]
+            if layer.relu:
+                g = g * (zs[j] > 0)
+            g = g @ layer.weight
+        x = np.clip(x + 0.5 * (upper - lower) * np.sign(g), lower, upper)
+    return x
 
 
 # --------------------------------------------------------------------------- verifier
@@ -255,6 +296,25 @@ def _bound_value(dj: OutputConstraint, ylo: np.ndarray, yhi: np.ndarray) -> np.n
     return cp @ ylo + cn @ yhi - dj.d, cp @ yhi + cn @ ylo - dj.d
 
 
+def _disjunct_lower_bound(
+    network: Network, form: Formulation, dj: OutputConstraint, ylo: np.ndarray, yhi: np.ndarray
+) -> float:
+    """A proven lower bound on ``max_i (C_i y - d_i)`` over the case's box: per row, the better
+    of the output interval bound and a symbolic (CROWN) bound of ``C_i y`` itself, computed as
+    an extra affine layer ``C W_last`` on the network, so the rows' shared terms cancel."""
+    rows_lo = _bound_value(dj, ylo, yhi)[0]
+    last = network.layers[-1]
+    if dj.C.shape[0] == 0 or last.relu:  # C y is affine in the last layer only without a ReLU
+        return float(rows_lo.max(initial=-np.inf))
+    spec = Network(
+        (*network.layers[:-1], AffineLayer(dj.C @ last.weight, dj.C @ last.bias - dj.d, False))
+    )
+    n = len(network.layers)
+    b = form.bounds
+    slo, _ = _tighten_layer(spec, form.region, b.lower[: n - 1], b.upper[: n - 1], n - 1)
+    return float(np.maximum(rows_lo, slo).max())
+
+
 def _disjunct_model(form: Formulation, dj: OutputConstraint, network: Network):
     """The model with the objective ``max_i (C_i y - d_i)`` (a copy when a ``t`` is needed)."""
     out = form.output_cols
@@ -293,7 +353,9 @@ def verify_property(
     """Decide whether ``prop`` is violated on ``network`` within ``timeout`` seconds.
 
     ``bound_method`` defaults to the tightest registered one; ``attack`` (PGD by default, None to
-    skip) gets ``attack_share`` of the timeout, at most ``ATTACK_CAP`` seconds, before any MIP.
+    skip) gets ``attack_share`` of the timeout, at most ``ATTACK_CAP`` seconds, before the
+    bounds; if the bounds leave disjuncts open, it gets a second try on those
+    (``SECOND_ATTACK_SHARE`` of the time left, at most ``SECOND_ATTACK_CAP`` seconds).
     """
     if not (timeout > 0):
         raise InvalidInputError(f"timeout must be positive, got {timeout}")
@@ -348,13 +410,27 @@ def verify_property(
         res.build_time += form.build_time
         res.stats.append(form.stats())
         ylo, yhi = _output_interval(form.bounds, network)
+        lbs = [_disjunct_lower_bound(network, form, dj, ylo, yhi) for dj in case.disjuncts]
+        open_dj = tuple(dj for dj, lb in zip(case.disjuncts, lbs, strict=True) if lb <= UNSAT_TOL)
+        if attack is not None and open_dj and clock.left() > 0:
+            # The bounds left MIPs to solve, so this instance is hard: a longer attack on the
+            # open disjuncts is cheap next to them.
+            t_att = time.perf_counter()
+            budget = min(SECOND_ATTACK_SHARE * clock.left(), SECOND_ATTACK_CAP)
+            xy = _confirm(
+                network, prop, case, attack(network, case.lower, case.upper, open_dj, budget)
+            )
+            res.attack_time += time.perf_counter() - t_att
+            if xy is not None:
+                k = int(disjunct_values(xy[1], case.disjuncts)[0].argmin())
+                return found(ci, k, xy, "attack")
         center_vals = disjunct_values(network.forward(centers[ci]), case.disjuncts)[0]
         for k in np.argsort(center_vals):  # most likely violated first
             k = int(k)
             dj = case.disjuncts[k]
             out = DisjunctOutcome(ci, k, "unknown")
             res.outcomes.append(out)
-            lb = float(_bound_value(dj, ylo, yhi)[0].max())
+            lb = lbs[k]
             if lb > UNSAT_TOL:
                 out.verdict, out.decided_by, out.lower_bound = "unsat", "bounds", lb
                 continue
