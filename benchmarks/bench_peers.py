@@ -34,12 +34,15 @@ from benchmarks.peers.instances import SUITES, Instance, Suite  # noqa: E402
 from benchmarks.peers.runners import (  # noqa: E402
     Runner,
     guarded,
+    nn2mip_tool,
+    pgd_first,
     pyomo_backend_available,
     run_nn2mip_highs,
     run_nn2mip_pyomo,
     run_omlt,
     run_scipml,
 )
+from nn2mip.bounds import DEFAULT_BOUND_METHOD  # noqa: E402
 
 TITLE = "Peers: OMLT and PySCIPOpt-ML (issue 7)"
 STORE = Path(__file__).resolve().parent / "results" / "peers.jsonl"
@@ -92,36 +95,65 @@ def run(args: argparse.Namespace) -> None:
 def run_suite(args: argparse.Namespace, name: str) -> None:
     """Run every missing (tool, question, instance) of a suite; one JSON line per result."""
     store: Path = args.results
-    done = {(r["tool"], r["mode"], r["instance"]) for r in _load(store)}
+    # Legacy nn2mip rows (before variants were recorded) never stand in for a current run.
+    done = {(r["tool"], r["mode"], r["instance"]) for r in _load(store) if not report.legacy(r)}
     suites: list[Suite] = SUITES[name](args.images)
     for jobs in _passes(args):
         for suite in suites:
             for inst in suite.instances:
                 for tool, mode in jobs:
-                    if (_display(tool, args), mode, inst.key) not in done:
+                    if (_display(tool, mode, args), mode, inst.key) not in done:
                         _run_one(args, suite, inst, tool, mode)
 
 
-def _display(tool: str, args: argparse.Namespace) -> str:
-    """The tool's name in the store: nn2mip runs with non-default bounds carry the method."""
-    if tool.startswith("nn2mip") and args.bound_method != "interval":
-        return f"{tool}[{args.bound_method}]"
+def _pgd(tool: str, mode: str, args: argparse.Namespace) -> bool:
+    """PGD goes first on nn2mip's sign runs (as in the batch engine); an ``opt`` run asks for
+    the optimal margin, which PGD cannot give."""
+    return tool.startswith("nn2mip") and args.pgd and mode == "sign"
+
+
+def _display(tool: str, mode: str, args: argparse.Namespace) -> str:
+    """The tool's name in the store: nn2mip runs carry their variant, ``nn2mip[symbolic+pgd]``."""
+    if tool.startswith("nn2mip"):
+        return nn2mip_tool(tool, args.bound_method, _pgd(tool, mode, args))
     return tool
+
+
+def _commit() -> str:
+    """The toolkit's git commit (``+dirty`` with uncommitted changes), recorded on each row."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return ""
+    return rev + ("+dirty" if dirty else "")
 
 
 def _run_one(args: argparse.Namespace, suite: Suite, inst: Instance, tool: str, mode: str) -> None:
     runner = RUNNERS[tool]
+    name = _display(tool, mode, args)
     if tool.startswith("nn2mip"):
         runner = partial(runner, bound_method=args.bound_method)
-    res = guarded(runner, _display(tool, args))(
-        suite.network, inst, args.time_limit, mode
-    ).as_dict()
+        if _pgd(tool, mode, args):
+            runner = pgd_first(runner, name)
+    res = guarded(runner, name)(suite.network, inst, args.time_limit, mode).as_dict()
     res["time_limit"] = args.time_limit
     res["load_avg"] = round(os.getloadavg()[0], 2)
+    res["commit"] = args.commit
     with args.results.open("a") as f:  # one short append per line: safe across workers
         f.write(json.dumps(res) + "\n")
     print(
-        f"{inst.key:45s} {tool:13s} {mode:4s} {res['verdict']:11s} "
+        f"{inst.key:45s} {name:22s} {mode:4s} {res['verdict']:11s} "
         f"build {res['build']:7.3f} solve {res['solve']:7.2f} "
         f"total {res['total']:7.2f} bin {res['binaries']} {res['note']}",
         flush=True,
@@ -232,7 +264,15 @@ def main() -> None:
         help="peers to run besides nn2mip (highspy)",
     )
     ap.add_argument(
-        "--bound-method", default="interval", help="nn2mip's neuron bounds (interval, symbolic, lp)"
+        "--bound-method",
+        default=DEFAULT_BOUND_METHOD,
+        help=f"nn2mip's neuron bounds (interval, symbolic, lp; default {DEFAULT_BOUND_METHOD})",
+    )
+    ap.add_argument(
+        "--pgd",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="nn2mip sign runs try PGD before the MIP, as the batch engine does (default on)",
     )
     ap.add_argument("--nn2mip-modes", nargs="+", default=["sign", "opt"])
     ap.add_argument("--peer-modes", nargs="+", default=["opt"])
@@ -245,6 +285,7 @@ def main() -> None:
     args.command = " ".join(["python benchmarks/bench_peers.py", *_run_argv(sys.argv[1:])])
     t0 = time.perf_counter()
     if not args.report_only:
+        args.commit = _commit()
         run(args)
     print(write(args))
     print(f"\n[{time.perf_counter() - t0:.0f} s]")

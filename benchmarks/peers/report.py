@@ -26,9 +26,16 @@ def _fmt(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if abs(x) >= 0.01 else f"{x:.3g}"
 
 
+def legacy(row: dict[str, Any]) -> bool:
+    """An nn2mip row from before variants were recorded (the first peers run: interval bounds
+    for ``nn2mip``/``nn2mip-pyomo``, no PGD, the toolkit as of then)."""
+    return row["tool"].startswith("nn2mip") and "bound_method" not in row
+
+
 def label(row: dict[str, Any]) -> str:
-    """Tool and question: ``nn2mip (sign)``, ``OMLT (opt)``."""
-    return f"{row['tool']} ({row['mode']})"
+    """Tool and question: ``nn2mip[symbolic+pgd] (sign)``, ``OMLT (opt)``; legacy nn2mip rows
+    are marked ``old``."""
+    return f"{row['tool']} ({row['mode']}{', old' if legacy(row) else ''})"
 
 
 def by_instance(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
