@@ -22,6 +22,7 @@ import numpy as np
 
 from adversarial.witness import check_witness
 from benchmarks.peers.instances import Instance
+from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.network import Network
 
 ROBUST_TOL = 1e-6
@@ -55,6 +56,12 @@ class ToolResult:
     cols: int = -1
     nonzeros: int = -1
     note: str = ""
+    # nn2mip only: the bound method, whether PGD ran first (as in the batch engine), its time,
+    # and what decided the instance ("clean" center, "pgd" or "mip").
+    bound_method: str = ""
+    pgd: bool = False
+    pgd_time: float = 0.0
+    decided_by: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,14 +88,23 @@ def _judge(out: ToolResult, net: Network, inst: Instance, x: np.ndarray | None) 
 # --------------------------------------------------------------------------- nn2mip (highspy)
 
 
+def nn2mip_tool(base: str, bound_method: str, pgd: bool) -> str:
+    """The store name of an nn2mip variant: ``nn2mip[symbolic+pgd]``, ``nn2mip-pyomo[lp]``."""
+    return f"{base}[{bound_method}{'+pgd' if pgd else ''}]"
+
+
 def run_nn2mip_highs(
-    net: Network, inst: Instance, time_limit: float, mode: str, bound_method: str = "interval"
+    net: Network,
+    inst: Instance,
+    time_limit: float,
+    mode: str,
+    bound_method: str = DEFAULT_BOUND_METHOD,
 ) -> ToolResult:
     """nn2mip's own path: sparse formulation handed to highspy in one call."""
     from adversarial.problems import targeted_attack
 
-    tool = "nn2mip" if bound_method == "interval" else f"nn2mip[{bound_method}]"
-    out = ToolResult(tool, inst.network_name, inst.key, mode)
+    out = ToolResult(nn2mip_tool("nn2mip", bound_method, False), inst.network_name, inst.key, mode)
+    out.bound_method, out.decided_by = bound_method, "mip"
     r = targeted_attack(
         net,
         inst.x0,
@@ -117,6 +133,47 @@ def run_nn2mip_highs(
         out.witness_margin, out.witness_ok = chk.margin, chk.passed
     out.verdict = r.verdict
     return out
+
+
+def pgd_first(runner: Runner, tool: str) -> Runner:
+    """``runner`` behind the batch engine's cheap attacks (``adversarial.batch.solve_instance``):
+    the center is checked, then PGD runs with the batch defaults (``BatchSpec.pgd_steps`` /
+    ``pgd_restarts``); a witness that passes ``check_witness`` decides "adversarial" and no
+    model is built (build/solve/sizes stay unset). Otherwise the MIP runner gets the time left.
+    ``total`` counts everything from the first check on.
+    """
+    from adversarial.batch import BatchSpec
+    from adversarial.pgd import pgd_attack
+
+    def run(net: Network, inst: Instance, time_limit: float, mode: str) -> ToolResult:
+        t0 = time.perf_counter()
+        region = inst.region()
+        chk = check_witness(net, inst.x0, region, inst.label, inst.target)
+        decided_by, pgd_time = ("clean" if chk.passed else ""), 0.0
+        if not chk.passed:
+            pg = pgd_attack(
+                net, region, inst.label, inst.target, BatchSpec.pgd_steps, BatchSpec.pgd_restarts
+            )
+            pgd_time = pg.time
+            if pg.check is not None:
+                # Re-checked here too, as every witness in this benchmark is.
+                chk = check_witness(net, pg.check.x, region, inst.label, inst.target)
+                decided_by = "pgd" if chk.passed else ""
+        if decided_by:
+            out = ToolResult(tool, inst.network_name, inst.key, mode, verdict="adversarial")
+            out.status, out.decided_by = decided_by, decided_by
+            out.objective = out.witness_margin = chk.margin
+            out.witness_ok = chk.passed
+            out.note = f"decided by {decided_by}"
+        else:
+            left = max(time_limit - (time.perf_counter() - t0), 1e-2)
+            out = runner(net, inst, left, mode)
+            out.tool = tool
+        out.pgd, out.pgd_time = True, pgd_time
+        out.total = time.perf_counter() - t0
+        return out
+
+    return run
 
 
 # --------------------------------------------------------------------------- Pyomo helpers
@@ -191,15 +248,20 @@ def pyomo_backend_available() -> bool:
 
 
 def run_nn2mip_pyomo(
-    net: Network, inst: Instance, time_limit: float, mode: str, bound_method: str = "interval"
+    net: Network,
+    inst: Instance,
+    time_limit: float,
+    mode: str,
+    bound_method: str = DEFAULT_BOUND_METHOD,
 ) -> ToolResult:
     """nn2mip's Pyomo block (``add_network``), solved with HiGHS through Pyomo (appsi)."""
     import pyomo.environ as pyo
 
     from nn2mip.pyomo_backend import add_network
 
-    tool = "nn2mip-pyomo" if bound_method == "interval" else f"nn2mip-pyomo[{bound_method}]"
+    tool = nn2mip_tool("nn2mip-pyomo", bound_method, False)
     out = ToolResult(tool, inst.network_name, inst.key, mode)
+    out.bound_method, out.decided_by = bound_method, "mip"
     t0 = time.perf_counter()
     m = pyo.ConcreteModel()
     pn = add_network(m, net, region=inst.region(), bound_method=bound_method)

@@ -41,6 +41,34 @@ def test_l1_box_projection_is_exact() -> None:
         assert _is_projection(v, p, zs)
 
 
+def _bisection_l1_box(v, eps, lo, hi):
+    """Reference: the L1 multiplier by bisection (slow but obviously right)."""
+    d = np.clip(v, lo, hi)
+    if np.abs(d).sum() <= eps:
+        return d
+    t_lo, t_hi = 0.0, float(np.abs(v).max())
+    for _ in range(200):
+        t = 0.5 * (t_lo + t_hi)
+        z = np.clip(np.sign(v) * np.maximum(np.abs(v) - t, 0.0), lo, hi)
+        t_lo, t_hi = (t, t_hi) if np.abs(z).sum() > eps else (t_lo, t)
+    return np.clip(np.sign(v) * np.maximum(np.abs(v) - t_hi, 0.0), lo, hi)
+
+
+def test_l1_box_projection_matches_bisection_on_hard_rows() -> None:
+    """Zero entries, zero-width box sides, tied magnitudes and many rows at once."""
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        n, m = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+        lo = -rng.uniform(0, 1, n) * (rng.random(n) < 0.7)
+        hi = rng.uniform(0, 1, n) * (rng.random(n) < 0.7)
+        v = np.round(rng.normal(size=(m, n)) * rng.choice([0.1, 1.0, 10.0]), 1)
+        eps = float(rng.uniform(1e-4, 3.0))
+        p = project_l1_box(v, eps, lo, hi)
+        assert np.all(np.abs(p).sum(axis=1) <= eps) and np.all(p >= lo) and np.all(p <= hi)
+        for row, q in zip(v, p, strict=True):
+            assert np.allclose(q, _bisection_l1_box(row, eps, lo, hi), atol=1e-9)
+
+
 @pytest.mark.parametrize("norm,eps", [("inf", 0.08), ("1", 1.5)])
 def test_pgd_witnesses_pass_the_check(nets, digits_data, norm, eps) -> None:
     net = nets["dense"]

@@ -12,7 +12,12 @@ pytest.importorskip("omlt")
 pytest.importorskip("pyscipopt_ml")
 
 from benchmarks.peers.instances import Instance  # noqa: E402
-from benchmarks.peers.runners import run_nn2mip_highs, run_omlt, run_scipml  # noqa: E402
+from benchmarks.peers.runners import (  # noqa: E402
+    pgd_first,
+    run_nn2mip_highs,
+    run_omlt,
+    run_scipml,
+)
 
 
 def _net():
@@ -50,3 +55,23 @@ def test_sign_questions_agree() -> None:
         opt = run_nn2mip_highs(net, inst, 30.0, "opt").verdict
         for run in (run_nn2mip_highs, run_omlt, run_scipml):
             assert run(net, inst, 30.0, "sign").verdict == opt, (run.__name__, eps)
+
+
+def test_pgd_first_agrees_with_the_mip() -> None:
+    """The batch engine's PGD-first path: same verdicts; a PGD verdict carries a re-checked
+    witness and builds no model; its time is inside the total."""
+    net = _net()
+    x0 = np.full(6, 0.5)
+    y = net.forward(x0)
+    label, target = int(np.argmax(y)), int(np.argsort(-y)[1])
+    run = pgd_first(run_nn2mip_highs, "nn2mip[symbolic+pgd]")
+    for eps in (0.02, 0.4):
+        inst = Instance("tiny", 0, x0, label, target, eps, "inf")
+        mip = run_nn2mip_highs(net, inst, 30.0, "sign")
+        r = run(net, inst, 30.0, "sign")
+        assert r.verdict == mip.verdict and r.tool == "nn2mip[symbolic+pgd]" and r.pgd
+        assert r.total >= r.pgd_time
+        if r.decided_by == "pgd":
+            assert r.witness_ok and r.binaries == -1 and r.objective > 0
+        else:
+            assert r.decided_by == "mip"
