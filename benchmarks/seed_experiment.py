@@ -41,6 +41,7 @@ from nn2mip.serialize import load_network, save_network  # noqa: E402
 from nn2mip.torch_io import from_torch, to_torch  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
 from pruning.magnitude import magnitude_masks  # noqa: E402
+from pruning.masks import apply_masks  # noqa: E402
 from pruning.structured import neuron_masks  # noqa: E402
 from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train  # noqa: E402
 
@@ -143,11 +144,33 @@ class PruneConfig:
     decay: float = 0.0  # > 0: the last 30% of the fine-tuning epochs run at lr / 10
     finetune: int = 10
     lr: float = 0.05
+    # > 0: compact first, then the RS loss on symbolic (CROWN-style) L1-ball bounds, the bounds
+    # the MIP gets, computed on the first ``sym`` rows of each batch (it costs a
+    # (rows, width, 784) tensor per layer); 0: the L1 first layer + interval bounds above.
+    sym: int = 0
+
+    def __post_init__(self) -> None:
+        self.finetune = int(self.finetune)
+        self.sym = int(self.sym)
 
     def tag(self) -> str:
         """Short file-name tag."""
         d = "d" if self.decay > 0 else ""
-        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}"
+        sym = f"_sym{self.sym}" if self.sym > 0 else ""
+        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{sym}"
+
+
+def symbolic_l1_stability(weight: float, eps: float, rows: int) -> Regularizer:
+    """The catalogue's ReLU-stability loss on symbolic L1-ball bounds, on ``rows`` of each
+    batch."""
+    from pruning.regularizers import relu_stability_regularizer
+
+    inner = relu_stability_regularizer(weight, eps, norm="1", bounds="symbolic")
+
+    def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return inner(model, xb[:rows])
+
+    return reg
 
 
 def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:
@@ -155,12 +178,22 @@ def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> t
     xtr, ytr, _, _ = data
     model = to_torch(dense)
     masks = neuron_masks(model, cfg.neurons) if cfg.neurons > 0 else None
+    if cfg.sym > 0 and masks is not None:
+        # Physically drop the removed neurons first: the symbolic loss costs per neuron.
+        apply_masks(model, masks)
+        model = to_torch(compact_network(from_torch(model)))
+        masks = None
     if cfg.weights > 0:
         wm = magnitude_masks(model, cfg.weights, scope="layer", existing=masks)
         masks = dict(masks or {}) | {0: wm[0]}
         if len(wm) > len(masks):
             masks = {i: masks.get(i, wm[i]) for i in wm}
-    reg = l1_relu_stability(cfg.rs, 5.0) if cfg.rs > 0 else None
+    if cfg.rs <= 0:
+        reg = None
+    elif cfg.sym > 0:
+        reg = symbolic_l1_stability(cfg.rs, 5.0, cfg.sym)
+    else:
+        reg = l1_relu_stability(cfg.rs, 5.0)
     late = round(0.3 * cfg.finetune) if cfg.decay > 0 else 0
     for epochs, lr in ((cfg.finetune - late, cfg.lr), (late, cfg.lr / 10)):
         if epochs > 0:
@@ -819,18 +852,19 @@ def main() -> None:
         if args.stage == "train":
             continue
         if args.stage == "mip" and args.nets == ["dense"]:
-            run_mips(
-                f"dense_{arch}_e{args.epochs}_s{args.seed}",
-                dense,
-                xte,
-                indices,
-                args.time_limit,
-                args.bound_method,
-                store,
-            )
+            name = f"dense_{arch}_e{args.epochs}_s{args.seed}"
+            path = dense_path(arch, args.epochs, args.seed)
+            if args.engine == "batch":
+                run_mips_batch(
+                    name, path, indices, args.time_limit, args.bound_method, store, args.mnist
+                )
+            else:
+                run_mips(name, dense, xte, indices, args.time_limit, args.bound_method, store)
             continue
         grid = [PruneConfig(*map(float, g.split(","))) for g in args.grid] if args.grid else GRID
-        pruned = {"best": prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)}
+        pruned: dict[str, Network] = {}
+        if "best" in args.nets:
+            pruned["best"] = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)
         if "spr" in args.nets:
             sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
             spr = prune_spr(
