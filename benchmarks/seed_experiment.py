@@ -777,6 +777,20 @@ def collect(
     return out
 
 
+def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
+    """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym]"`` for every
+    architecture, or ``"ARCH:n,w,rs,..."`` for that one only."""
+    out = []
+    for g in points:
+        name, sep, values = g.rpartition(":")
+        if sep and name != arch:
+            continue
+        out.append(PruneConfig(*map(float, values.split(","))))
+    if not out:
+        raise SystemExit(f"--grid has no point for {arch}")
+    return out
+
+
 def arch_images(args: argparse.Namespace, arch: str) -> int:
     """How many of the first test images the table uses for ``arch`` (``--arch-images``)."""
     for item in getattr(args, "arch_images", None) or []:
@@ -844,7 +858,10 @@ def main() -> None:
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)
     ap.add_argument(
-        "--grid", nargs="+", help="pruning grid points 'neurons,weights,rs', most aggressive first"
+        "--grid",
+        nargs="+",
+        help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym]', most "
+        "aggressive first",
     )
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
@@ -880,7 +897,7 @@ def main() -> None:
             else:
                 run_mips(name, dense, xte, indices, args.time_limit, args.bound_method, store)
             continue
-        grid = [PruneConfig(*map(float, g.split(","))) for g in args.grid] if args.grid else GRID
+        grid = parse_grid(args.grid, arch) if args.grid else GRID
         pruned: dict[str, Network] = {}
         if "best" in args.nets:
             pruned["best"] = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)

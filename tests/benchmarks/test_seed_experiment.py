@@ -78,3 +78,18 @@ def test_symbolic_rs_loss_uses_the_first_rows_only() -> None:
     a = reg(model, x)
     b = reg(model, torch.cat([x[:2], torch.rand(4, 20)]))
     assert float(a.detach()) == float(b.detach()) < 0
+
+
+def test_grid_points_per_architecture() -> None:
+    import pytest
+
+    from benchmarks.seed_experiment import parse_grid
+
+    pts = ["2x50:0.3,0.7,0.2,1,20", "2x100:0.2,0.5,0.3,1,10,0.02", "0.1,0,0"]
+    assert [c.tag() for c in parse_grid(pts, "2x50")] == [
+        "n0.3_w0.7_rs0.2_ft20d",
+        "n0.1_w0_rs0_ft10",
+    ]
+    assert parse_grid(pts, "2x100")[0].tag() == "n0.2_w0.5_rs0.3_ft10d_lr0.02"
+    with pytest.raises(SystemExit):
+        parse_grid(pts[:1], "6x100")
