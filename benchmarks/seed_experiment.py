@@ -41,6 +41,7 @@ from nn2mip.serialize import load_network, save_network  # noqa: E402
 from nn2mip.torch_io import from_torch, to_torch  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
 from pruning.magnitude import magnitude_masks  # noqa: E402
+from pruning.masks import apply_masks  # noqa: E402
 from pruning.structured import neuron_masks  # noqa: E402
 from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train  # noqa: E402
 
@@ -143,11 +144,34 @@ class PruneConfig:
     decay: float = 0.0  # > 0: the last 30% of the fine-tuning epochs run at lr / 10
     finetune: int = 10
     lr: float = 0.05
+    # > 0: compact first, then the RS loss on symbolic (CROWN-style) L1-ball bounds, the bounds
+    # the MIP gets, computed on the first ``sym`` rows of each batch (it costs a
+    # (rows, width, 784) tensor per layer); 0: the L1 first layer + interval bounds above.
+    sym: int = 0
+
+    def __post_init__(self) -> None:
+        self.finetune = int(self.finetune)
+        self.sym = int(self.sym)
 
     def tag(self) -> str:
         """Short file-name tag."""
         d = "d" if self.decay > 0 else ""
-        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}"
+        sym = f"_sym{self.sym}" if self.sym > 0 else ""
+        lr = f"_lr{self.lr:g}" if self.lr != 0.05 else ""
+        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{lr}{sym}"
+
+
+def symbolic_l1_stability(weight: float, eps: float, rows: int) -> Regularizer:
+    """The catalogue's ReLU-stability loss on symbolic L1-ball bounds, on ``rows`` of each
+    batch."""
+    from pruning.regularizers import relu_stability_regularizer
+
+    inner = relu_stability_regularizer(weight, eps, norm="1", bounds="symbolic")
+
+    def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return inner(model, xb[:rows])
+
+    return reg
 
 
 def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:
@@ -155,12 +179,22 @@ def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> t
     xtr, ytr, _, _ = data
     model = to_torch(dense)
     masks = neuron_masks(model, cfg.neurons) if cfg.neurons > 0 else None
+    if cfg.sym > 0 and masks is not None:
+        # Physically drop the removed neurons first: the symbolic loss costs per neuron.
+        apply_masks(model, masks)
+        model = to_torch(compact_network(from_torch(model)))
+        masks = None
     if cfg.weights > 0:
         wm = magnitude_masks(model, cfg.weights, scope="layer", existing=masks)
         masks = dict(masks or {}) | {0: wm[0]}
         if len(wm) > len(masks):
             masks = {i: masks.get(i, wm[i]) for i in wm}
-    reg = l1_relu_stability(cfg.rs, 5.0) if cfg.rs > 0 else None
+    if cfg.rs <= 0:
+        reg = None
+    elif cfg.sym > 0:
+        reg = symbolic_l1_stability(cfg.rs, 5.0, cfg.sym)
+    else:
+        reg = l1_relu_stability(cfg.rs, 5.0)
     late = round(0.3 * cfg.finetune) if cfg.decay > 0 else 0
     for epochs, lr in ((cfg.finetune - late, cfg.lr), (late, cfg.lr / 10)):
         if epochs > 0:
@@ -722,8 +756,9 @@ def collect(
         if not config or kind == "dense":
             continue
         rows = sorted({r["index"]: r for r in rows}.values(), key=lambda r: r["index"])
-        common = dense_idx & {r["index"] for r in rows}
-        if len(common) < args.images:
+        need = arch_images(args, arch)
+        common = {i for i in dense_idx & {r["index"] for r in rows} if i < need}
+        if len(common) < need:
             continue
         net = load_network(pruned_path(arch, kind, config, args.epochs, args.seed))
         d = sorted((r for r in drows if r["index"] in common), key=lambda r: r["index"])
@@ -742,6 +777,29 @@ def collect(
     return out
 
 
+def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
+    """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym]"`` for every
+    architecture, or ``"ARCH:n,w,rs,..."`` for that one only."""
+    out = []
+    for g in points:
+        name, sep, values = g.rpartition(":")
+        if sep and name != arch:
+            continue
+        out.append(PruneConfig(*map(float, values.split(","))))
+    if not out:
+        raise SystemExit(f"--grid has no point for {arch}")
+    return out
+
+
+def arch_images(args: argparse.Namespace, arch: str) -> int:
+    """How many of the first test images the table uses for ``arch`` (``--arch-images``)."""
+    for item in getattr(args, "arch_images", None) or []:
+        name, _, n = item.partition("=")
+        if name == arch:
+            return int(n)
+    return args.images
+
+
 TITLE = "Seed experiment: MNIST, L1 delta=5 (issue 6)"
 
 NOTES = """\
@@ -753,25 +811,28 @@ up to 32 threads (180 s limit, 1800 s for 6x500), on different hardware: compare
 seconds. Test accuracy is on all 10,000 MNIST test images; "target met" means within 0.5
 points of dense, a median speedup of at least 10x and every pruned instance decided.
 
-Pruning names: `best (nA_wB_rsC_ftD[d])` removes the fraction A of hidden neurons per layer
-(lowest norm), masks the fraction B of first-layer weights (magnitude), then fine-tunes D epochs
-(SGD lr 0.05, `d`: the last 30% at lr / 10) with Xiao et al.'s ReLU-stability loss at weight C,
-computed with the bounds the MIP uses for the L1 ball; then compacts. `spr (lL_aA_seE)` is the
-seed's pipeline with the catalogue's SPR: E epochs of SPR (lambda L, alpha A, M per layer from
-the dense net), the largest weight threshold whose neuron drop costs at most 0.5 points of
-train accuracy, nearly empty neurons dropped, the rest kept as trained, 10 fine-tuning epochs,
-compaction.
+Pruning names: `best (nA_wB_rsC_ftD[d][_lrL][_symK])` removes the fraction A of hidden neurons
+per layer (lowest norm), masks the fraction B of first-layer weights (magnitude), then
+fine-tunes D epochs (SGD lr L, default 0.05, `d`: the last 30% at lr / 10) with Xiao et al.'s
+ReLU-stability loss at weight C over the L1 ball (first layer +- eps * max |w|, interval
+bounds after it; `_symK`: the symbolic bounds the MIP uses, on K rows per batch); then
+compacts. `spr (lL_aA_seE)` is the seed's pipeline with the catalogue's SPR: E epochs of SPR
+(lambda L, alpha A, M per layer from the dense net), the largest weight threshold whose neuron
+drop costs at most 0.5 points of train accuracy, nearly empty neurons dropped, the rest kept
+as trained, 10 fine-tuning epochs, compaction.
 """
 
 
 def intro(args: argparse.Namespace, archs: list[str]) -> str:
     """How the table was made."""
+    cut = [a for a in archs if arch_images(args, a) != args.images]
+    fewer = "".join(f" ({a}: first {arch_images(args, a)} only)" for a in cut)
     return (
         f"MNIST MLPs 784 -> hidden -> 10 ({', '.join(archs)}), trained {args.epochs} epochs "
         "(SGD lr 0.1, momentum 0.9, batch 128). Problem: maximize y[second class] - "
         "y[predicted class] over [0,1]^784 within the L1 ball of radius 5 around each of the "
-        f"first {args.images} MNIST test images, stopped once the sign is settled (the seed's "
-        f"problem). HiGHS, 1 thread, time limit {args.time_limit:g} s per instance, "
+        f"first {args.images} MNIST test images{fewer}, stopped once the sign is settled "
+        f"(the seed's problem). HiGHS, 1 thread, time limit {args.time_limit:g} s per instance, "
         f"`{args.bound_method}` bounds, on a 2-core machine shared with other jobs.\n\n"
         f"    python benchmarks/seed_experiment.py {' '.join(sys.argv[1:])}\n"
     )
@@ -787,12 +848,21 @@ def main() -> None:
     ap.add_argument("--stage", choices=["train", "prune", "mip", "report", "all"], default="all")
     ap.add_argument("--nets", nargs="+", default=["dense", "best"], help="which nets to solve")
     ap.add_argument("--images", type=int, default=20, help="first N MNIST test images")
+    ap.add_argument(
+        "--arch-images",
+        nargs="+",
+        metavar="ARCH=N",
+        help="table over the first N images only for ARCH (when its runs could not finish)",
+    )
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument("--bound-method", default="symbolic", help="interval, symbolic or lp")
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)
     ap.add_argument(
-        "--grid", nargs="+", help="pruning grid points 'neurons,weights,rs', most aggressive first"
+        "--grid",
+        nargs="+",
+        help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym]', most "
+        "aggressive first",
     )
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
@@ -819,18 +889,19 @@ def main() -> None:
         if args.stage == "train":
             continue
         if args.stage == "mip" and args.nets == ["dense"]:
-            run_mips(
-                f"dense_{arch}_e{args.epochs}_s{args.seed}",
-                dense,
-                xte,
-                indices,
-                args.time_limit,
-                args.bound_method,
-                store,
-            )
+            name = f"dense_{arch}_e{args.epochs}_s{args.seed}"
+            path = dense_path(arch, args.epochs, args.seed)
+            if args.engine == "batch":
+                run_mips_batch(
+                    name, path, indices, args.time_limit, args.bound_method, store, args.mnist
+                )
+            else:
+                run_mips(name, dense, xte, indices, args.time_limit, args.bound_method, store)
             continue
-        grid = [PruneConfig(*map(float, g.split(","))) for g in args.grid] if args.grid else GRID
-        pruned = {"best": prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)}
+        grid = parse_grid(args.grid, arch) if args.grid else GRID
+        pruned: dict[str, Network] = {}
+        if "best" in args.nets:
+            pruned["best"] = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)
         if "spr" in args.nets:
             sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
             spr = prune_spr(

@@ -300,16 +300,143 @@ def interval_bounds_torch(
     return out
 
 
+def _ball_concretize(
+    a: torch.Tensor,
+    c: torch.Tensor,
+    x: torch.Tensor,
+    eps: float,
+    norm: str,
+    domain: tuple[float, float],
+    upper: bool,
+) -> torch.Tensor:
+    """Upper (``upper=True``) or lower bound of ``a[b] @ v + c[b]`` over the ball of radius
+    ``eps`` around ``x[b]`` (norm ``"inf"`` or ``"1"``) within the box ``domain``, per batch row.
+
+    ``a`` is (B, m, n), ``c`` (B, m), ``x`` (B, n). The L-inf case is exact. For the L1 ball the
+    bound relaxes the exact fractional knapsack (what ``nn2mip.bounds_symbolic`` computes) by
+    letting every coordinate that can move at all move by a full ``domain`` width, so it is
+    sound, differentiable, and only the top ``ceil(eps / width)`` coefficients per row matter.
+    """
+    lo_d, hi_d = domain
+    sign = 1.0 if upper else -1.0
+    if norm == "inf":
+        lower = torch.clamp(x - eps, lo_d, hi_d)
+        top = torch.clamp(x + eps, lo_d, hi_d)
+        ap, an = a.clamp(min=0.0), a.clamp(max=0.0)
+        if upper:
+            return torch.einsum("bmn,bn->bm", ap, top) + torch.einsum("bmn,bn->bm", an, lower) + c
+        return torch.einsum("bmn,bn->bm", ap, lower) + torch.einsum("bmn,bn->bm", an, top) + c
+    width = hi_d - lo_d
+    mid = torch.einsum("bmn,bn->bm", a, x) + c
+    # Coordinates that can still move towards the side that grows sign * a.
+    can_up = (x < hi_d).to(a.dtype)[:, None, :]
+    can_dn = (x > lo_d).to(a.dtype)[:, None, :]
+    gain = (sign * a).clamp(min=0.0) * can_up + (-sign * a).clamp(min=0.0) * can_dn
+    budget = eps / width
+    k = min(a.shape[-1], math.ceil(budget))
+    frac = torch.full((k,), width, dtype=a.dtype)
+    if k == math.ceil(budget) and budget < k:
+        frac[-1] = (budget - (k - 1)) * width
+    return mid + sign * (gain.topk(k, dim=-1).values * frac).sum(-1)
+
+
+def _relu_relaxation_torch(
+    lo: torch.Tensor, hi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(upper slope, upper intercept, lower slope)`` of the CROWN ReLU sandwich on [lo, hi]
+    (the same choice as ``nn2mip.bounds_symbolic.relu_relaxation``), differentiable."""
+    unstable = (lo < 0) & (hi > 0)
+    active = lo >= 0
+    den = torch.where(unstable, hi - lo, torch.ones_like(lo))
+    slope = torch.where(unstable, hi / den, active.to(lo.dtype))
+    intercept = torch.where(unstable, -slope * lo, torch.zeros_like(lo))
+    lower = torch.where(unstable, (hi >= -lo).to(lo.dtype), active.to(lo.dtype))
+    return slope, intercept, lower
+
+
+def symbolic_bounds_torch(
+    model: nn.Module,
+    x: torch.Tensor,
+    eps: float,
+    norm: str = "inf",
+    domain: tuple[float, float] = (0.0, 1.0),
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Differentiable CROWN-style bounds ``(l, u)`` of every hidden pre-activation over the
+    L-inf or L1 ball of radius ``eps`` around each row of ``x``, within the box ``domain``.
+
+    Layer by layer, the pre-activation is bounded by linear functions of the input obtained by
+    walking back through the earlier ReLUs (relaxed on their already computed bounds), then
+    concretized over the ball; each layer is also intersected with the interval image of the
+    previous one. Never looser than ``interval_bounds_torch`` (for L-inf) and close to the
+    bounds ``nn2mip``'s ``"symbolic"`` method hands the MIP, so a ReLU-stability loss on them
+    targets the neurons that really become binaries. Cost: one (batch, width, inputs) tensor
+    per layer and earlier layer.
+    """
+    if norm not in ("inf", "1"):
+        raise ValueError(f"norm must be 'inf' or '1', got {norm!r}")
+    lins = linear_layers(model)[:-1]
+    x = x.to(lins[0].weight.dtype)
+    bsz = x.shape[0]
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    relax: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for k, lin in enumerate(lins):
+        w = lin.weight
+        b = lin.bias if lin.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+        au = w.expand(bsz, -1, -1)
+        al = au
+        cu = b.expand(bsz, -1)
+        cl = cu
+        for j in range(k - 1, -1, -1):
+            su, tu, sl = relax[j]
+            pos, neg = au.clamp(min=0.0), au.clamp(max=0.0)
+            cu = cu + torch.einsum("bmn,bn->bm", pos, tu)
+            au = pos * su[:, None, :] + neg * sl[:, None, :]
+            pos, neg = al.clamp(min=0.0), al.clamp(max=0.0)
+            cl = cl + torch.einsum("bmn,bn->bm", neg, tu)
+            al = pos * sl[:, None, :] + neg * su[:, None, :]
+            wj = lins[j].weight
+            if lins[j].bias is not None:
+                cu = cu + au @ lins[j].bias
+                cl = cl + al @ lins[j].bias
+            au = au @ wj
+            al = al @ wj
+        lo = _ball_concretize(al, cl, x, eps, norm, domain, upper=False)
+        hi = _ball_concretize(au, cu, x, eps, norm, domain, upper=True)
+        if k > 0:
+            plo, phi = torch.relu(out[-1][0]), torch.relu(out[-1][1])
+            mid = ((plo + phi) / 2) @ w.T + b
+            rad = ((phi - plo) / 2) @ w.abs().T
+            lo, hi = torch.maximum(lo, mid - rad), torch.minimum(hi, mid + rad)
+        out.append((lo, hi))
+        relax.append(_relu_relaxation_torch(lo, hi))
+    return out
+
+
 def relu_stability_regularizer(
-    weight: float, eps: float, domain: tuple[float, float] = (0.0, 1.0)
+    weight: float,
+    eps: float,
+    domain: tuple[float, float] = (0.0, 1.0),
+    norm: str = "inf",
+    bounds: str = "interval",
 ) -> Regularizer:
     """Xiao et al.'s RS loss, ``-weight * mean(tanh(1 + l * u))`` over hidden neurons and the
-    batch: ``l * u < 0`` exactly for unstable neurons, so the loss pushes them to a fixed sign."""
+    batch: ``l * u < 0`` exactly for unstable neurons, so the loss pushes them to a fixed sign.
+
+    ``bounds="interval"`` (L-inf only, Xiao et al.'s choice) or ``"symbolic"``
+    (``symbolic_bounds_torch``, L-inf or L1: the bounds the MIP gets by default; with the
+    loose interval bounds a deep layer's neurons look unstable whatever the weights do).
+    """
+    if bounds not in ("interval", "symbolic"):
+        raise ValueError(f"bounds must be 'interval' or 'symbolic', got {bounds!r}")
+    if bounds == "interval" and norm != "inf":
+        raise ValueError("interval RS bounds are for the L-inf ball; use bounds='symbolic'")
 
     def reg(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        terms = [
-            torch.tanh(1.0 + lo * hi) for lo, hi in interval_bounds_torch(model, xb, eps, domain)
-        ]
+        if bounds == "symbolic":
+            bnds = symbolic_bounds_torch(model, xb, eps, norm, domain)
+        else:
+            bnds = interval_bounds_torch(model, xb, eps, domain)
+        terms = [torch.tanh(1.0 + lo * hi) for lo, hi in bnds]
         return -weight * torch.cat([t.flatten() for t in terms]).mean()
 
     return reg

@@ -22,6 +22,7 @@ from pruning.regularizers import (
     spr_group_values,
     spr_prune,
     spr_regularizer,
+    symbolic_bounds_torch,
 )
 from pruning.train import accuracy, linear_layers, train
 
@@ -156,3 +157,94 @@ def test_spr_restore_pretrained_weights(digits, trained):
     for i, lin in enumerate(linear_layers(model)):
         torch.testing.assert_close(lin.weight, w0[i] * masks[i])
     assert any(not bool(m.all()) for m in masks.values())
+
+
+# ---------------------------------------------------------------- symbolic (CROWN) bounds in torch
+
+
+def _small_net(seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(12, 9),
+        torch.nn.ReLU(),
+        torch.nn.Linear(9, 7),
+        torch.nn.ReLU(),
+        torch.nn.Linear(7, 5),
+        torch.nn.ReLU(),
+        torch.nn.Linear(5, 3),
+    ).double()
+
+
+def _ball_samples(x: np.ndarray, eps: float, norm: str, n: int, rng) -> np.ndarray:
+    """Points of the ball around x within [0, 1]: random directions plus sparse corners."""
+    d = x.size
+    pts = []
+    for _ in range(n):
+        if norm == "inf":
+            p = x + rng.uniform(-eps, eps, d) * (rng.random(d) < 0.7)
+        else:
+            v = rng.standard_normal(d) * (rng.random(d) < 0.3)
+            if rng.random() < 0.5:  # sparse: spend the budget on 1-3 coordinates
+                v = np.zeros(d)
+                v[rng.choice(d, rng.integers(1, 4), replace=False)] = rng.standard_normal()
+            v *= eps / max(np.abs(v).sum(), 1e-12)
+            p = x + v
+        pts.append(np.clip(p, 0.0, 1.0))  # clipping only shrinks the L1 / L-inf distance
+    return np.array(pts)
+
+
+@pytest.mark.parametrize("norm,eps", [("inf", 0.1), ("1", 1.5), ("1", 0.4)])
+def test_symbolic_bounds_torch_are_sound(norm, eps):
+    model = _small_net(1)
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 12))
+    x[:, :3] = 0.0  # pixels at the box faces, as in MNIST
+    x[:, 3] = 1.0
+    bnds = symbolic_bounds_torch(model, torch.as_tensor(x), eps, norm)
+    lins = linear_layers(model)
+    for i in range(len(x)):
+        h = torch.as_tensor(_ball_samples(x[i], eps, norm, 400, rng))
+        for k, lin in enumerate(lins[:-1]):
+            z = lin(h).detach().numpy()
+            lo, hi = bnds[k][0][i].detach().numpy(), bnds[k][1][i].detach().numpy()
+            assert np.all(z >= lo - 1e-9) and np.all(z <= hi + 1e-9)
+            h = torch.relu(lin(h))
+
+
+def test_symbolic_bounds_torch_tighter_than_interval_and_match_first_layer():
+    model = _small_net(2)
+    x = torch.as_tensor(np.random.default_rng(1).random((3, 12)))
+    sym = symbolic_bounds_torch(model, x, 0.15, "inf")
+    ivl = interval_bounds_torch(model, x, 0.15)
+    net = from_torch(model)
+    for k, ((sl, sh), (il, ih)) in enumerate(zip(sym, ivl, strict=True)):
+        assert torch.all(sl >= il - 1e-9) and torch.all(sh <= ih + 1e-9)
+        if k == 0:  # one affine layer: both are exact over the box
+            torch.testing.assert_close(sl, il)
+            torch.testing.assert_close(sh, ih)
+    # Deeper layers: strictly tighter somewhere.
+    assert any(torch.any(s[1] < i[1] - 1e-6) for s, i in zip(sym[1:], ivl[1:], strict=True))
+    # L1 first layer: never tighter than the exact knapsack nn2mip computes.
+    from nn2mip.bounds import compute_bounds
+
+    s1 = symbolic_bounds_torch(model, x, 1.5, "1")
+    for i in range(3):
+        ref = compute_bounds(net, ball_region(x[i].numpy(), 1.5, "1", (0.0, 1.0)), "symbolic")
+        assert np.all(s1[0][0][i].detach().numpy() <= ref.lower[0] + 1e-9)
+        assert np.all(s1[0][1][i].detach().numpy() >= ref.upper[0] - 1e-9)
+
+
+def test_symbolic_stability_regularizer_is_differentiable_and_checks_arguments():
+    model = _small_net(3).float()
+    x = torch.rand(5, 12)
+    loss = relu_stability_regularizer(0.5, 1.0, norm="1", bounds="symbolic")(model, x)
+    loss.backward()
+    assert float(loss.detach()) < 0
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert linear_layers(model)[1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        relu_stability_regularizer(0.5, 1.0, norm="1")  # interval bounds are L-inf only
+    with pytest.raises(ValueError):
+        relu_stability_regularizer(0.5, 1.0, bounds="lp")
+    with pytest.raises(ValueError):
+        symbolic_bounds_torch(model, x, 1.0, "2")
