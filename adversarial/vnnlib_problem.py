@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
+import torch
 
+from adversarial.bab import BabResult, bab_fits, bab_verify
 from nn2mip.bounds import NetworkBounds, bound_methods
 from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.errors import InvalidInputError
@@ -51,6 +53,10 @@ SECOND_ATTACK_SHARE = 0.1
 SECOND_ATTACK_CAP = 20.0
 # Output-diversified sign steps before PGD's random restarts (``odi_points``).
 ODI_STEPS = 5
+# What settles the disjuncts the bounds leave open (see ``verify_property``).
+METHODS = ("auto", "bab", "mip")
+# In "auto", the share of the time left that branch and bound gets before the MIPs.
+BAB_SHARE = 0.6
 
 # An attack gets (network, lower, upper, disjuncts, time budget) and returns candidate inputs
 # (rows) or None; the verifier re-checks whatever it returns.
@@ -64,7 +70,7 @@ class DisjunctOutcome:
     case: int
     disjunct: int
     verdict: str  # "sat", "unsat", "timeout", "unknown"
-    decided_by: str = ""  # "center", "attack", "bounds", "mip"
+    decided_by: str = ""  # "center", "attack", "bounds", "bab", "mip"
     lower_bound: float | None = None  # proven lower bound on min max_i (C_i y - d_i)
     objective: float | None = None  # best MIP value found
     solver_status: str = ""
@@ -92,6 +98,8 @@ class VerifyResult:
     solve_time: float = 0.0
     mip_solves: int = 0
     nodes: int = 0
+    bab_time: float = 0.0
+    bab_domains: int = 0
     stats: list[FormulationStats] = field(default_factory=list)
     outcomes: list[DisjunctOutcome] = field(default_factory=list)
     note: str = ""
@@ -349,6 +357,7 @@ def verify_property(
     bound_method: str | None = None,
     attack: Attack | None = pgd_attack,
     attack_share: float = 0.05,
+    method: str = "auto",
 ) -> VerifyResult:
     """Decide whether ``prop`` is violated on ``network`` within ``timeout`` seconds.
 
@@ -356,13 +365,23 @@ def verify_property(
     skip) gets ``attack_share`` of the timeout, at most ``ATTACK_CAP`` seconds, before the
     bounds; if the bounds leave disjuncts open, it gets a second try on those
     (``SECOND_ATTACK_SHARE`` of the time left, at most ``SECOND_ATTACK_CAP`` seconds).
+    ``method`` says what settles the disjuncts still open: ``"mip"`` (one HiGHS MIP each),
+    ``"bab"`` (branch and bound over ReLU splits, ``adversarial.bab``) or ``"auto"`` (branch
+    and bound for ``BAB_SHARE`` of the time left, then MIPs for what it left open; MIPs only
+    when the network is not a plain ReLU MLP). ``threads`` goes to HiGHS and torch.
     """
     if not (timeout > 0):
         raise InvalidInputError(f"timeout must be positive, got {timeout}")
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "bab" and not bab_fits(network):
+        raise InvalidInputError(
+            "method 'bab' needs a network of ReLU hidden layers and an affine output; use 'mip'"
+        )
     check_property_fits(network, prop)
     clock = _Clock(timeout)
-    method = bound_method or default_bound_method()
-    res = VerifyResult("unknown", bound_method=method)
+    bounds_name = bound_method or default_bound_method()
+    res = VerifyResult("unknown", bound_method=bounds_name)
 
     def finish(result: Result, note: str = "") -> VerifyResult:
         res.result, res.note = result, note
@@ -402,16 +421,21 @@ def verify_property(
     # 2. Per case: bounds, one encoding, one MIP per disjunct not already settled by the bounds.
     open_verdicts: list[str] = []
     notes: list[str] = []
+    n_cases = len(prop.cases)
     for ci, case in enumerate(prop.cases):
         if clock.left() <= 0:
             return finish("timeout", "time ran out before every case was encoded")
-        form = build_formulation(network, box_region(case.lower, case.upper), bound_method=method)
+        form = build_formulation(
+            network, box_region(case.lower, case.upper), bound_method=bounds_name
+        )
         res.bounds_time += form.bounds_time
         res.build_time += form.build_time
         res.stats.append(form.stats())
         ylo, yhi = _output_interval(form.bounds, network)
         lbs = [_disjunct_lower_bound(network, form, dj, ylo, yhi) for dj in case.disjuncts]
         open_dj = tuple(dj for dj, lb in zip(case.disjuncts, lbs, strict=True) if lb <= UNSAT_TOL)
+        by_bab: set[int] = set()
+        bab_status = "timeout"
         if attack is not None and open_dj and clock.left() > 0:
             # The bounds left MIPs to solve, so this instance is hard: a longer attack on the
             # open disjuncts is cheap next to them.
@@ -424,6 +448,19 @@ def verify_property(
             if xy is not None:
                 k = int(disjunct_values(xy[1], case.disjuncts)[0].argmin())
                 return found(ci, k, xy, "attack")
+        if open_dj and method != "mip" and bab_fits(network) and clock.left() > 0:
+            share = (1.0 if method == "bab" else BAB_SHARE) / (n_cases - ci)
+            open_k = [k for k, lb in enumerate(lbs) if lb <= UNSAT_TOL]
+            br = _run_bab(network, prop, case, open_dj, form, clock, share, threads)
+            bab_status = br.status
+            res.bab_time += br.time
+            res.bab_domains += br.domains
+            if br.status == "candidate":
+                xy = _confirm(network, prop, case, br.x)
+                assert xy is not None  # bab only stops on a candidate that _confirm accepted
+                k = int(disjunct_values(xy[1], case.disjuncts)[0].argmin())
+                return found(ci, k, xy, "bab")
+            by_bab = {k for k, ok in zip(open_k, br.proven, strict=True) if ok}
         center_vals = disjunct_values(network.forward(centers[ci]), case.disjuncts)[0]
         for k in np.argsort(center_vals):  # most likely violated first
             k = int(k)
@@ -434,9 +471,12 @@ def verify_property(
             if lb > UNSAT_TOL:
                 out.verdict, out.decided_by, out.lower_bound = "unsat", "bounds", lb
                 continue
-            if clock.left() <= 0:
-                out.verdict = "timeout"
-                open_verdicts.append("timeout")
+            if k in by_bab:
+                out.verdict, out.decided_by = "unsat", "bab"
+                continue
+            if clock.left() <= 0 or method == "bab":
+                out.verdict = "timeout" if clock.left() <= 0 else bab_status
+                open_verdicts.append(out.verdict)
                 continue
             verdict, xy, note = _solve_disjunct(
                 form, dj, network, prop, case, clock, threads, attack, out, res
@@ -455,6 +495,36 @@ def verify_property(
         res.decided_by = "+".join(sorted(decided))
         return finish("unsat", note)
     return finish("timeout" if "timeout" in open_verdicts else "unknown", note)
+
+
+def _run_bab(
+    network: Network,
+    prop: VnnProperty,
+    case: VnnCase,
+    open_dj: tuple[OutputConstraint, ...],
+    form: Formulation,
+    clock: _Clock,
+    share: float,
+    threads: int,
+) -> BabResult:
+    """Branch and bound on the open disjuncts for ``share`` of the time left, from the
+    formulation's (root) bounds, on ``threads`` torch threads."""
+    deadline = time.perf_counter() + share * max(clock.left(), 0.0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return bab_verify(
+            network,
+            case.lower,
+            case.upper,
+            open_dj,
+            form.bounds,
+            deadline,
+            accept=lambda x: _confirm(network, prop, case, x) is not None,
+            tol=UNSAT_TOL,
+        )
+    finally:
+        torch.set_num_threads(before)
 
 
 def _solve_disjunct(

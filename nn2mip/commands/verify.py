@@ -21,9 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("property", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
     p.add_argument("--timeout", type=positive_float, required=True, help="seconds in total")
     p.add_argument("--out", default=None, help="write the result (and counterexample) here")
-    p.add_argument("--threads", type=int, default=1, help="HiGHS threads")
+    p.add_argument("--threads", type=int, default=1, help="HiGHS and torch threads")
     p.add_argument("--bounds", default=None, help="bound method (default: the tightest available)")
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
+    p.add_argument(
+        "--method",
+        choices=["auto", "bab", "mip"],
+        default="auto",
+        help="what settles the disjuncts the bounds leave open: branch and bound, then MIPs "
+        "(auto), branch and bound only, or one HiGHS MIP per disjunct",
+    )
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     return p
 
@@ -60,7 +67,13 @@ def run(args: argparse.Namespace) -> int:
     prop = load_vnnlib(args.property)
     kwargs = {"attack": None} if args.no_attack else {}
     res = verify_property(
-        net, prop, args.timeout, threads=args.threads, bound_method=args.bounds, **kwargs
+        net,
+        prop,
+        args.timeout,
+        threads=args.threads,
+        bound_method=args.bounds,
+        method=args.method,
+        **kwargs,
     )
     text = format_result(res)
     if args.out:

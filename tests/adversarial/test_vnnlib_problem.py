@@ -138,13 +138,20 @@ def test_digits_small_ball_unsat_large_ball_sat(digits_nets, digits):
     tiny = parse_vnnlib(_robustness_text(x, 1e-4, label, net.output_size))
     res = verify_property(net, tiny, timeout=30.0)
     assert res.result == "unsat" and res.x is None
+    for method in ("mip", "bab"):
+        res = verify_property(net, tiny, timeout=30.0, attack=None, method=method)
+        assert res.result == "unsat" and res.x is None
     # A box of half-width 0.5 centred on the image: some other class wins somewhere in it. Sat
-    # with PGD, and through the MIP alone.
+    # with PGD, and through the MIP or branch and bound alone.
     wide = parse_vnnlib(_robustness_text(x, 0.5, label, net.output_size, lo=-1.0, hi=2.0))
-    for attack in (pgd_attack, None):
-        res = verify_property(net, wide, timeout=30.0, attack=attack)
+    for attack, method, by in ((pgd_attack, "auto", "attack"), (None, "mip", "mip")):
+        res = verify_property(net, wide, timeout=30.0, attack=attack, method=method)
         _assert_counterexample(res, wide)
-        assert res.decided_by == ("mip" if attack is None else "attack")
+        assert res.decided_by == by, (method, res.decided_by, res.attack_time)
+    res = verify_property(net, wide, timeout=30.0, attack=None, method="bab")
+    assert res.result != "unsat"
+    if res.result == "sat":
+        _assert_counterexample(res, wide)
 
 
 def test_multi_row_disjunct_and_several_boxes():

@@ -1,0 +1,540 @@
+"""Branch and bound over ReLU splits with optimized linear bounds (alpha-beta-CROWN style).
+
+The question is the verifier's: over an input box, is ``max_i (C_i y(x) - d_i) > 0`` for every
+disjunct? A *domain* is the box plus a sign for some unstable ReLUs (``z >= 0`` active or
+``z <= 0`` inactive). Each domain gets a lower bound per spec row by one backward pass of
+linear relaxations (CROWN), where
+
+* an unstable ReLU's lower line ``h >= alpha z`` has its own ``alpha`` in [0, 1] per domain,
+  spec row and neuron (Xu et al., alpha-CROWN), and
+* each split ``s z >= 0`` enters through a Lagrange multiplier ``beta >= 0`` (Wang et al.,
+  beta-CROWN): ``min f`` over the split domain is at least ``min f - beta s z`` over the box;
+
+``alpha`` and ``beta`` are tuned by projected gradient ascent on the bound. Every evaluation
+with projected parameters is itself a valid bound, so the best one seen per row is kept.
+Intermediate (pre-activation) bounds are the root's, given by the caller (sound for every
+sub-domain) and clamped at split neurons. Domains whose every disjunct is proven are dropped;
+the rest are split on the unstable neuron whose relaxation intercept costs the bound most
+(BaBSR's intercept score), worst bound first. Each bounded domain also offers the input that
+minimizes its linear bound as a counterexample candidate, re-checked by the caller.
+
+All arithmetic is float64; a disjunct counts as proven when a bound exceeds ``tol``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nn2mip.bounds import NetworkBounds
+from nn2mip.highs_backend import solve_highs
+from nn2mip.mip import MipModel
+from nn2mip.network import Network
+from nn2mip.vnnlib import OutputConstraint
+
+# Adam steps on alpha/beta for the root and for each batch of sub-domains.
+ROOT_ITERS = 60
+DOMAIN_ITERS = 12
+LR_ALPHA = 0.1
+LR_BETA = 0.05
+# Domains bounded together (children of BATCH // 2 parents).
+BATCH = 128
+# Stop with "unknown" rather than exhaust memory.
+MAX_DOMAINS = 40_000
+# Candidates per domain for filtered smart branching (1: BaBSR's pick alone).
+FSB_K = 4
+
+
+@dataclass
+class BabResult:
+    """``proven[k]``: disjunct k has a bound above ``tol`` on every domain; ``candidates``: inputs
+    whose linear bound was lowest (for the caller to re-check); ``status`` is ``"unsat"`` (all
+    proven), ``"candidate"`` (the caller's check accepted a candidate), ``"timeout"`` or
+    ``"unknown"`` (domain cap)."""
+
+    status: str
+    proven: list[bool]
+    lower_bound: float  # min over open domains and open disjuncts of the best row bound
+    domains: int = 0  # domains bounded, root included
+    max_depth: int = 0
+    time: float = 0.0
+    x: np.ndarray | None = None
+    history: list[tuple[float, int, float]] = field(default_factory=list)  # (t, queue, lb)
+
+
+@dataclass
+class _Domain:
+    lb: torch.Tensor  # (R,) best row bounds
+    open_dj: torch.Tensor  # (K,) bool: disjuncts not yet proven here
+    splits: torch.Tensor  # int8 (N,) over all hidden neurons, in {-1, 0, +1}
+    alpha: list[torch.Tensor]  # per hidden layer, float16 (R, n_k)
+    beta: list[torch.Tensor]  # per hidden layer, float16 (R, n_k)
+    branch: torch.Tensor  # (N,) split scores, <= 0 where a split is impossible
+    lower: torch.Tensor  # (N,) float64 pre-activation bounds valid on this domain
+    upper: torch.Tensor
+    depth: int
+
+
+def bab_fits(network: Network) -> bool:
+    """True for the networks branch and bound handles: one or more ReLU hidden layers and an
+    affine output."""
+    layers = network.layers
+    return len(layers) > 1 and not layers[-1].relu and all(lay.relu for lay in layers[:-1])
+
+
+class _Adam:
+    """Adam ascent steps, by hand: ``torch.optim`` pulls in the compiler stack on first use,
+    seconds of import inside a verifier's time budget."""
+
+    def __init__(self, params: list[torch.Tensor], b1: float = 0.9, b2: float = 0.999) -> None:
+        self.params, self.b1, self.b2, self.t = params, b1, b2, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def ascend(self, grads: tuple[torch.Tensor, ...], lrs: list[float]) -> None:
+        self.t += 1
+        c1, c2 = 1.0 - self.b1**self.t, 1.0 - self.b2**self.t
+        for p, g, m, v, lr in zip(self.params, grads, self.m, self.v, lrs, strict=True):
+            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
+            p.add_(lr * (m / c1) / ((v / c2).sqrt() + 1e-8))
+
+
+class _Spec:
+    """The network with the spec rows folded into its last layer, as float64 tensors."""
+
+    def __init__(
+        self, network: Network, disjuncts: tuple[OutputConstraint, ...], bounds: NetworkBounds
+    ) -> None:
+        layers = network.layers
+        if not bab_fits(network):
+            raise ValueError("branch and bound needs ReLU hidden layers and an affine output")
+        rows_c = [dj.C for dj in disjuncts]
+        rows_d = [dj.d for dj in disjuncts]
+        self.row_dj = torch.tensor(
+            [k for k, dj in enumerate(disjuncts) for _ in range(dj.C.shape[0])], dtype=torch.long
+        )
+        c = np.concatenate(rows_c, axis=0)
+        d = np.concatenate(rows_d)
+        last = layers[-1]
+        self.w = [torch.from_numpy(layer.weight) for layer in layers[:-1]]
+        self.b = [torch.from_numpy(layer.bias) for layer in layers[:-1]]
+        self.w_spec = torch.from_numpy(c @ last.weight)
+        self.b_spec = torch.from_numpy(c @ last.bias - d)
+        self.lower = [torch.from_numpy(np.asarray(v, np.float64)) for v in bounds.lower[:-1]]
+        self.upper = [torch.from_numpy(np.asarray(v, np.float64)) for v in bounds.upper[:-1]]
+        self.unstable_rows = [
+            torch.nonzero((lo < 0) & (u > 0)).flatten()
+            for lo, u in zip(self.lower, self.upper, strict=True)
+        ]
+        self.n_dj = len(disjuncts)
+        self.n_rows = int(self.w_spec.shape[0])
+
+    def initial_alpha(self) -> list[torch.Tensor]:
+        """CROWN's adaptive lower slope, 1 where ``u >= -l``, per row."""
+        return [
+            (u >= -lo).double().expand(self.n_rows, -1).clone()
+            for lo, u in zip(self.lower, self.upper, strict=True)
+        ]
+
+    def bound(
+        self,
+        x_lo: torch.Tensor,
+        x_hi: torch.Tensor,
+        splits: list[torch.Tensor],
+        lower: list[torch.Tensor],
+        upper: list[torch.Tensor],
+        alpha: list[torch.Tensor],
+        beta: list[torch.Tensor],
+        want_scores: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+        """Row lower bounds (B, R), the minimizing inputs (B, R, n) and, if asked, split scores.
+
+        ``splits[k]`` (B, n_k) int8; ``lower[k]``, ``upper[k]`` (B, n_k) pre-activation bounds
+        valid on each domain; ``alpha[k]``, ``beta[k]`` (B, R, n_k), already projected.
+        """
+        nb = splits[0].shape[0]
+        lam = self.w_spec.expand(nb, -1, -1)  # coefficient on h_{L-2}
+        const = self.b_spec.expand(nb, -1)
+        return self._backward(
+            lam, const, len(self.w), x_lo, x_hi, splits, lower, upper, alpha, beta, want_scores
+        )
+
+    def refine(
+        self,
+        x_lo: torch.Tensor,
+        x_hi: torch.Tensor,
+        splits: list[torch.Tensor],
+        lower: list[torch.Tensor],
+        upper: list[torch.Tensor],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Re-tighten the pre-activation bounds of layers 1.. in each domain by CROWN, layer by
+        layer, using the split-clamped bounds of the layers before (beta-CROWN's intermediate
+        bounds, without beta). Only the root's unstable neurons are recomputed: a stable
+        neuron's bounds do not enter any relaxation."""
+        lower, upper = list(lower), list(upper)
+        for j in range(1, len(self.w)):
+            rows = self.unstable_rows[j]
+            if rows.numel() == 0:
+                continue
+            w = self.w[j][rows]
+            lam = torch.cat([w, -w]).expand(splits[0].shape[0], -1, -1)
+            const = torch.cat([self.b[j][rows], -self.b[j][rows]]).expand(lam.shape[0], -1)
+            with torch.no_grad():
+                lb = self._backward(lam, const, j, x_lo, x_hi, splits, lower, upper)[0]
+            m = rows.numel()
+            lo, up = lower[j].clone(), upper[j].clone()
+            lo[:, rows] = torch.maximum(lo[:, rows], lb[:, :m])
+            up[:, rows] = torch.minimum(up[:, rows], -lb[:, m:])
+            lower[j], upper[j] = lo, up
+        return lower, upper
+
+    def _backward(
+        self,
+        lam: torch.Tensor,
+        const: torch.Tensor,
+        top: int,
+        x_lo: torch.Tensor,
+        x_hi: torch.Tensor,
+        splits: list[torch.Tensor],
+        lower: list[torch.Tensor],
+        upper: list[torch.Tensor],
+        alpha: list[torch.Tensor] | None = None,
+        beta: list[torch.Tensor] | None = None,
+        want_scores: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
+        """Lower bound of ``lam @ h_{top-1} + const`` (lam (B, R, n)) back through hidden layers
+        ``top-1 .. 0`` to the input box; without alpha, CROWN's adaptive lower slopes."""
+        scores: list[torch.Tensor] | None = [] if want_scores else None
+        for k in range(top - 1, -1, -1):
+            s = splits[k].to(torch.float64)
+            lo = torch.where(s > 0, lower[k].clamp(min=0.0), lower[k])
+            up = torch.where(s < 0, upper[k].clamp(max=0.0), upper[k])
+            active = lo >= 0.0
+            unstable = (lo < 0.0) & (up > 0.0)
+            width = torch.where(unstable, up - lo, torch.ones_like(up))
+            su = torch.where(unstable, up / width, active.to(torch.float64))
+            tu = torch.where(unstable, -su * lo, torch.zeros_like(lo))
+            a = alpha[k] if alpha is not None else (up >= -lo).to(torch.float64).unsqueeze(1)
+            sl = torch.where(unstable.unsqueeze(1), a, active.to(torch.float64).unsqueeze(1))
+            lam_pos, lam_neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
+            const = const + (lam_neg * tu.unsqueeze(1)).sum(-1)
+            if scores is not None:
+                # What the upper line's intercept costs the bound (BaBSR), unsplit unstable only.
+                sc = (-lam_neg * tu.unsqueeze(1)).sum(1)
+                scores.insert(0, torch.where(unstable & (s == 0), sc + 1e-9, -torch.ones_like(sc)))
+            lam_z = lam_pos * sl + lam_neg * su.unsqueeze(1)
+            if beta is not None:
+                lam_z = lam_z - beta[k] * s.unsqueeze(1)
+            const = const + lam_z @ self.b[k]
+            lam = lam_z @ self.w[k]
+        x_star = torch.where(lam > 0, x_lo, x_hi)
+        lb = const + (lam * x_star).sum(-1)
+        return lb, x_star, scores
+
+
+def bab_verify(
+    network: Network,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    disjuncts: tuple[OutputConstraint, ...],
+    bounds: NetworkBounds,
+    deadline: float,
+    accept: Callable[[np.ndarray], bool] | None = None,
+    tol: float = 1e-6,
+    batch: int = BATCH,
+    max_domains: int = MAX_DOMAINS,
+    fsb_k: int = FSB_K,
+    refine: bool = True,
+) -> BabResult:
+    """Prove every disjunct (``max_i (C_i y - d_i) > tol`` on the box) by branch and bound.
+
+    ``bounds`` must be sound pre-activation bounds over the box (the root's); ``deadline`` is a
+    ``time.perf_counter()`` value; ``accept`` re-checks a candidate input (True: a real
+    counterexample, the search stops with status ``"candidate"``).
+    """
+    t0 = time.perf_counter()
+    spec = _Spec(network, disjuncts, bounds)
+    x_lo = torch.from_numpy(np.asarray(lower, np.float64))
+    x_hi = torch.from_numpy(np.asarray(upper, np.float64))
+    n_layers = len(spec.w)
+    res = BabResult("timeout", [False] * spec.n_dj, -np.inf)
+
+    def proven_dj(lb: torch.Tensor) -> torch.Tensor:
+        """(B, K) bool: disjunct proven (its best row bound above tol)."""
+        out = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=torch.float64)
+        out = out.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
+        return out > tol
+
+    def optimize(splits, lower, upper, alpha, beta, open_rows, iters):
+        """Tune alpha/beta; returns best lb (B, R), tuned params and the final x*/scores."""
+        alpha = [a.detach().clone().requires_grad_(True) for a in alpha]
+        beta = [b.detach().clone().requires_grad_(True) for b in beta]
+        params = alpha + beta
+        lrs = [LR_ALPHA] * len(alpha) + [LR_BETA] * len(beta)
+        adam = _Adam(params)
+        best = None
+        for it in range(iters + 1):
+            last = it == iters or time.perf_counter() > deadline
+            with torch.set_grad_enabled(not last):
+                lb, x_star, scores = spec.bound(
+                    x_lo, x_hi, splits, lower, upper, alpha, beta, want_scores=last
+                )
+            best = lb.detach() if best is None else torch.maximum(best, lb.detach())
+            if last:
+                break
+            # Rows already above tol need no more work; cap their pull on the step.
+            gain = (lb.clamp(max=tol * 10) * open_rows).sum()
+            grads = torch.autograd.grad(gain, params)
+            with torch.no_grad():
+                adam.ascend(grads, lrs)
+                for a in alpha:
+                    a.clamp_(0.0, 1.0)
+                for b in beta:
+                    b.clamp_(min=0.0)
+        return best, [a.detach() for a in alpha], [b.detach() for b in beta], x_star, scores
+
+    def try_candidates(lb: torch.Tensor, x_star: torch.Tensor) -> np.ndarray | None:
+        if accept is None:
+            return None
+        worst = lb.argmin(dim=1)
+        xs = x_star[torch.arange(len(worst)), worst].numpy()
+        for x in xs[np.argsort(lb.min(dim=1).values.numpy())][:8]:
+            if accept(x):
+                return x
+        return None
+
+    def finish(status: str, queue: list) -> BabResult:
+        res.status, res.time = status, time.perf_counter() - t0
+        if status == "unsat":
+            res.proven = [True] * spec.n_dj
+            res.lower_bound = tol
+        elif status == "candidate":  # the search stopped early: nothing more is known
+            res.proven = [False] * spec.n_dj
+        else:
+            still_open = torch.zeros(spec.n_dj, dtype=torch.bool)
+            for _, _, dom in queue:
+                still_open |= dom.open_dj
+            res.proven = [not bool(v) for v in still_open]
+            if queue:
+                res.lower_bound = float(min(item[0] for item in queue))
+        return res
+
+    sizes = [len(lo) for lo in spec.lower]
+
+    def layered(flat: torch.Tensor) -> list[torch.Tensor]:
+        return list(flat.split(sizes, dim=1))
+
+    def values(lb: torch.Tensor, open_dj: torch.Tensor) -> torch.Tensor:
+        """(B,) the worst open disjunct's best row bound (+inf when none is open)."""
+        per_dj = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=torch.float64)
+        per_dj = per_dj.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
+        return torch.where(open_dj, per_dj, torch.inf).min(dim=1).values
+
+    # Root.
+    n_all = sum(sizes)
+    alpha0 = [a.unsqueeze(0) for a in spec.initial_alpha()]
+    beta0 = [torch.zeros_like(a) for a in alpha0]
+    open_rows = torch.ones(1, spec.n_rows, dtype=torch.float64)
+    splits0 = torch.zeros(1, n_all, dtype=torch.int8)
+    lower0 = torch.cat(spec.lower).unsqueeze(0)
+    upper0 = torch.cat(spec.upper).unsqueeze(0)
+    lb, alpha0, beta0, x_star, scores = optimize(
+        layered(splits0), layered(lower0), layered(upper0), alpha0, beta0, open_rows, ROOT_ITERS
+    )
+    res.domains = 1
+    x = try_candidates(lb, x_star)
+    if x is not None:
+        res.x = x
+        return finish("candidate", [])
+    open_dj = ~proven_dj(lb)[0]
+    if not bool(open_dj.any()):
+        return finish("unsat", [])
+    counter = itertools.count()
+    root = _Domain(
+        lb[0],
+        open_dj,
+        splits0[0],
+        [a[0].half() for a in alpha0],
+        [b[0].half() for b in beta0],
+        torch.cat(scores, dim=1)[0].float(),
+        lower0[0],
+        upper0[0],
+        0,
+    )
+    queue: list[tuple[float, int, _Domain]] = [(_score(root, values), next(counter), root)]
+
+    while queue:
+        if time.perf_counter() > deadline:
+            return finish("timeout", queue)
+        if len(queue) > max_domains:
+            return finish("unknown", queue)
+        parents = [heapq.heappop(queue)[2] for _ in range(min(batch // 2, len(queue)))]
+        choice = _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k)
+        # A domain with no unstable ReLU left is one LP: solve it exactly.
+        for i in torch.nonzero(choice < 0).flatten().tolist():
+            p = parents[i]
+            proven, x = _leaf_lp(spec, x_lo.numpy(), x_hi.numpy(), p, tol)
+            res.domains += 1
+            if x is not None and accept is not None and accept(x):
+                res.x = x
+                return finish("candidate", queue)
+            if bool((p.open_dj & ~proven).any()):  # nothing left to split: give up here
+                for q in parents:  # back in the queue, so that none counts as proven
+                    heapq.heappush(queue, (_score(q, values), next(counter), q))
+                return finish("unknown", queue)
+        parents = [p for p, c in zip(parents, choice.tolist(), strict=True) if c >= 0]
+        choice = choice[choice >= 0]
+        if not parents:
+            continue
+        rows = torch.arange(len(parents)).repeat_interleave(2)
+        splits = torch.stack([p.splits for p in parents])[rows]
+        signs = torch.tensor([1, -1], dtype=torch.int8).repeat(len(parents))
+        splits[torch.arange(len(rows)), choice[rows]] = signs
+        alpha = [torch.stack([p.alpha[k] for p in parents])[rows].double() for k in range(n_layers)]
+        beta = [torch.stack([p.beta[k] for p in parents])[rows].double() for k in range(n_layers)]
+        parent_lb = torch.stack([p.lb for p in parents])[rows]
+        dj_open = torch.stack([p.open_dj for p in parents])[rows]
+        open_rows = dj_open[:, spec.row_dj].to(torch.float64)
+        lo_l = layered(torch.stack([p.lower for p in parents])[rows])
+        up_l = layered(torch.stack([p.upper for p in parents])[rows])
+        if refine:
+            lo_l, up_l = spec.refine(x_lo, x_hi, layered(splits), lo_l, up_l)
+        lb, alpha, beta, x_star, scores = optimize(
+            layered(splits), lo_l, up_l, alpha, beta, open_rows, DOMAIN_ITERS
+        )
+        dom_lo, dom_up = torch.cat(lo_l, dim=1), torch.cat(up_l, dim=1)
+        # Children inherit their parent's bound: the better one holds.
+        lb = torch.maximum(lb, parent_lb)
+        res.domains += len(rows)
+        x = try_candidates(lb, x_star)
+        if x is not None:
+            res.x = x
+            return finish("candidate", queue)
+        still = dj_open & ~proven_dj(lb)
+        branch = torch.cat(scores, dim=1).float()
+        for i in torch.nonzero(still.any(dim=1)).flatten().tolist():
+            depth = parents[i // 2].depth + 1
+            d = _Domain(
+                lb[i],
+                still[i],
+                splits[i],
+                [a[i].half() for a in alpha],
+                [b[i].half() for b in beta],
+                branch[i],
+                dom_lo[i],
+                dom_up[i],
+                depth,
+            )
+            res.max_depth = max(res.max_depth, depth)
+            heapq.heappush(queue, (_score(d, values), next(counter), d))
+        res.history.append((time.perf_counter() - t0, len(queue), _queue_lb(queue)))
+    return finish("unsat", queue)
+
+
+def _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k) -> torch.Tensor:
+    """Per parent, the neuron (flat index) to split: of the ``fsb_k`` best by intercept score,
+    the one whose two children get the best worst-case bound with the parent's alpha/beta
+    (filtered smart branching, one bound pass per candidate child); -1 where no unstable
+    neuron is left."""
+    branch = torch.stack([p.branch for p in parents])
+    k = min(fsb_k, branch.shape[1])
+    top_v, top_i = branch.topk(k, dim=1)
+    none_left = top_v[:, 0] <= 0
+    if k == 1:
+        return torch.where(none_left, -1, top_i[:, 0])
+    n_p = len(parents)
+    rows = torch.arange(n_p).repeat_interleave(2 * k)
+    splits = torch.stack([p.splits for p in parents])[rows]
+    cols = top_i.repeat_interleave(2, dim=1).reshape(-1)
+    signs = torch.tensor([1, -1], dtype=torch.int8).repeat(n_p * k)
+    splits[torch.arange(len(rows)), cols] = signs
+    n_layers = len(parents[0].alpha)
+    alpha = [torch.stack([p.alpha[j] for p in parents])[rows].double() for j in range(n_layers)]
+    beta = [torch.stack([p.beta[j] for p in parents])[rows].double() for j in range(n_layers)]
+    with torch.no_grad():
+        lo_l = layered(torch.stack([p.lower for p in parents])[rows])
+        up_l = layered(torch.stack([p.upper for p in parents])[rows])
+        lb = spec.bound(x_lo, x_hi, layered(splits), lo_l, up_l, alpha, beta)[0]
+    lb = torch.maximum(lb, torch.stack([p.lb for p in parents])[rows])
+    dj_open = torch.stack([p.open_dj for p in parents])[rows]
+    v = values(lb, dj_open).clamp(max=1e9).view(n_p, k, 2)
+    score = v.min(dim=2).values + 1e-3 * v.max(dim=2).values
+    score = torch.where(top_v > 0, score, -torch.inf)
+    best = top_i[torch.arange(n_p), score.argmax(dim=1)]
+    return torch.where(none_left, -1, best)
+
+
+def _leaf_lp(
+    spec: _Spec, x_lo: np.ndarray, x_hi: np.ndarray, d: _Domain, tol: float
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Solve a domain whose ReLUs are all stable or split exactly: the network is affine there,
+    so ``min max_i (C_i y - d_i)`` per open disjunct is an LP over the box and the split rows.
+    Returns the disjuncts proven (value above ``tol``, or the domain empty) and the minimizer of
+    the first disjunct whose minimum is <= 0, if any."""
+    n_in = len(x_lo)
+    a_h, c_h = np.eye(n_in), np.zeros(n_in)  # h = a_h x + c_h, from the input on
+    split_a, split_c = [], []
+    start = 0
+    for k in range(len(spec.w)):
+        w, b = spec.w[k].numpy(), spec.b[k].numpy()
+        n = w.shape[0]
+        s = d.splits[start : start + n].numpy().astype(np.float64)
+        lo = d.lower[start : start + n].numpy()
+        start += n
+        za, zc = w @ a_h, w @ c_h + b
+        on = s != 0
+        split_a.append(s[on, None] * za[on])  # s z >= 0
+        split_c.append(s[on] * zc[on])
+        # Split neurons take their split's side; the others are stable by their bounds.
+        active = np.where(on, s > 0, lo >= 0.0).astype(np.float64)
+        a_h, c_h = za * active[:, None], zc * active
+    ya = spec.w_spec.numpy() @ a_h
+    yc = spec.w_spec.numpy() @ c_h + spec.b_spec.numpy()
+    sa, sc = np.concatenate(split_a), np.concatenate(split_c)
+    proven = torch.zeros(spec.n_dj, dtype=torch.bool)
+    found = None
+    for j in torch.nonzero(d.open_dj).flatten().tolist():
+        rows = torch.nonzero(spec.row_dj == j).flatten().numpy()
+        model = MipModel()
+        x = model.add_cols(x_lo, x_hi)
+        t = model.add_cols(-np.inf, np.inf, n=1)
+        rr, cc = np.nonzero(sa)
+        model.add_rows(rr, x[cc], sa[rr, cc], -sc, np.inf, n=len(sa))
+        # t - ya_r x >= yc_r
+        m = len(rows)
+        ra, ca = np.nonzero(ya[rows])
+        model.add_rows(
+            np.concatenate([np.arange(m), ra]),
+            np.concatenate([np.full(m, t[0]), x[ca]]),
+            np.concatenate([np.ones(m), -ya[rows][ra, ca]]),
+            yc[rows],
+            np.inf,
+            n=m,
+        )
+        model.set_objective(t, np.ones(1), "min")
+        sr = solve_highs(model, threads=1)
+        if sr.status == "infeasible":
+            proven[:] = True
+            return proven, None
+        if sr.status == "optimal" and sr.objective is not None:
+            if sr.objective > tol:
+                proven[j] = True
+            elif sr.objective <= 0.0 and found is None and sr.x is not None:
+                found = sr.x[x]
+    return proven, found
+
+
+def _score(d: _Domain, values) -> float:
+    """Priority (lowest first): the worst open disjunct's best row bound."""
+    return float(values(d.lb.unsqueeze(0), d.open_dj.unsqueeze(0))[0])
+
+
+def _queue_lb(queue: list) -> float:
+    return float(min(item[0] for item in queue)) if queue else float("inf")

@@ -1,0 +1,115 @@
+"""Branch and bound: every bound it computes holds on sampled points of its split domain; on small
+nets it proves a margin that the exact MIP optimum confirms and never proves a false one."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from adversarial.bab import _Spec, bab_verify
+from adversarial.vnnlib_problem import _disjunct_model
+from nn2mip.formulation import build_formulation
+from nn2mip.highs_backend import solve_highs
+from nn2mip.network import Network, network_from_arrays
+from nn2mip.region import box_region
+from nn2mip.vnnlib import OutputConstraint
+
+
+def _net(seed: int, sizes=(6, 12, 12, 3)) -> Network:
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+    return network_from_arrays(ws, [rng.normal(size=w.shape[0]) * 0.2 for w in ws])
+
+
+def _exact_min(net: Network, lo: np.ndarray, hi: np.ndarray, dj: OutputConstraint) -> float:
+    form = build_formulation(net, box_region(lo, hi), bound_method="lp")
+    sr = solve_highs(_disjunct_model(form, dj, net), time_limit=60.0, threads=1)
+    assert sr.status == "optimal"
+    return float(sr.objective)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bounds_hold_on_sampled_points_of_a_split_domain(seed):
+    net = _net(seed)
+    rng = np.random.default_rng(100 + seed)
+    lo, hi = -np.ones(6) * 0.5, np.ones(6) * 0.5
+    dj = OutputConstraint(np.array([[-1.0, 1.0, 0.0], [0.0, -1.0, 1.0]]), np.array([0.1, -0.2]))
+    form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+    spec = _Spec(net, (dj,), form.bounds)
+    # Split a third of the unstable neurons the way a random point of the box sets them.
+    x0 = rng.uniform(lo, hi)
+    zs0 = net.pre_activations(x0[None, :])
+    splits = []
+    for k, rows in enumerate(spec.unstable_rows):
+        s = torch.zeros(1, len(spec.lower[k]), dtype=torch.int8)
+        pick = rows[torch.from_numpy(rng.random(rows.numel()) < 0.34)]
+        s[0, pick] = torch.from_numpy(np.where(zs0[k][0, pick.numpy()] >= 0, 1, -1).astype(np.int8))
+        splits.append(s)
+    x_lo, x_hi = torch.from_numpy(lo), torch.from_numpy(hi)
+    lower = [v.unsqueeze(0) for v in spec.lower]
+    upper = [v.unsqueeze(0) for v in spec.upper]
+    lower, upper = spec.refine(x_lo, x_hi, splits, lower, upper)
+    alpha = [torch.rand(1, spec.n_rows, len(v), dtype=torch.float64) for v in spec.lower]
+    beta = [torch.rand(1, spec.n_rows, len(v), dtype=torch.float64) * 3 for v in spec.lower]
+    lb = spec.bound(x_lo, x_hi, splits, lower, upper, alpha, beta)[0][0].numpy()
+    # Points of the domain: the box, where every split neuron has the split's sign.
+    xs = np.concatenate([rng.uniform(lo, hi, (20000, 6)), x0 + rng.normal(0, 0.05, (20000, 6))])
+    xs = np.clip(xs, lo, hi)
+    zs = net.pre_activations(xs)
+    keep = np.ones(len(xs), dtype=bool)
+    for k, s in enumerate(splits):
+        sk = s[0].numpy().astype(float)
+        keep &= np.all((sk == 0) | (sk * zs[k] >= 0), axis=1)
+    assert keep.sum() > 100
+    for k in range(len(spec.lower)):
+        z = zs[k][keep]
+        assert np.all(z >= lower[k][0].numpy() - 1e-9) and np.all(z <= upper[k][0].numpy() + 1e-9)
+    rows = net.forward(xs[keep]) @ dj.C.T - dj.d
+    assert np.all(rows >= lb - 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_complete_on_small_nets_against_the_exact_mip(seed):
+    net = _net(seed, (5, 10, 10, 10, 3))
+    lo, hi = -np.ones(5), np.ones(5)
+    c = np.array([[1.0, -1.0, 0.0]])
+    m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
+    form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+
+    def accept(x):
+        return float((c @ net.forward(np.clip(x, lo, hi)).ravel())[0] - d[0]) <= 0.0
+
+    # Margin +0.02 everywhere: proven; margin -0.02 somewhere: never "unsat", a point found.
+    d = np.array([m - 0.02])
+    res = bab_verify(net, lo, hi, (OutputConstraint(c, d),), form.bounds, time.perf_counter() + 60)
+    assert res.status == "unsat" and res.proven == [True]
+    d = np.array([m + 0.02])
+    dj = OutputConstraint(c, d)
+    res = bab_verify(net, lo, hi, (dj,), form.bounds, time.perf_counter() + 3, accept=accept)
+    assert res.status != "unsat" and res.proven == [False]
+    if res.status == "candidate":
+        assert accept(res.x)
+    else:
+        assert res.lower_bound <= -0.02 + 1e-9
+
+
+def test_only_the_provable_disjunct_is_reported_proven():
+    net = _net(7, (4, 8, 8, 2))
+    lo, hi = -np.ones(4), np.ones(4)
+    c = np.array([[1.0, -1.0]])
+    m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
+    form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+    djs = (OutputConstraint(c, np.array([m - 0.05])), OutputConstraint(c, np.array([m + 0.05])))
+    res = bab_verify(net, lo, hi, djs, form.bounds, time.perf_counter() + 5)
+    assert res.status in ("timeout", "unknown") and res.proven == [True, False]
+
+
+def test_rejects_a_network_with_a_relu_output():
+    net = network_from_arrays([np.eye(2)], [np.zeros(2)], relu_last=True)
+    form = build_formulation(net, box_region(-np.ones(2), np.ones(2)), bound_method="interval")
+    dj = OutputConstraint(np.array([[1.0, -1.0]]), np.zeros(1))
+    with pytest.raises(ValueError, match="affine output"):
+        bab_verify(net, -np.ones(2), np.ones(2), (dj,), form.bounds, time.perf_counter() + 1)
