@@ -60,7 +60,9 @@ class BabResult:
 
     status: str
     proven: list[bool]
-    lower_bound: float  # min over open domains and open disjuncts of the best row bound
+    # unsat: the smallest proven disjunct bound (> tol); otherwise the min over open domains and
+    # open disjuncts of the best row bound
+    lower_bound: float
     domains: int = 0  # domains bounded, root included
     max_depth: int = 0
     time: float = 0.0
@@ -272,8 +274,10 @@ def bab_verify(
         out = out.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
         return out > tol
 
-    def optimize(splits, lower, upper, alpha, beta, open_rows, iters):
-        """Tune alpha/beta; returns best lb (B, R), tuned params and the final x*/scores."""
+    def optimize(splits, lower, upper, alpha, beta, dj_open, iters):
+        """Tune alpha/beta; returns best lb (B, R), tuned params and the final x*/scores
+        (scores None when every open disjunct got proven on the way)."""
+        open_rows = dj_open[:, spec.row_dj].to(torch.float64)
         alpha = [a.detach().clone().requires_grad_(True) for a in alpha]
         beta = [b.detach().clone().requires_grad_(True) for b in beta]
         params = alpha + beta
@@ -289,6 +293,8 @@ def bab_verify(
             best = lb.detach() if best is None else torch.maximum(best, lb.detach())
             if last:
                 break
+            if not bool((dj_open & ~proven_dj(best)).any()):  # all proven: stop tuning
+                return best, alpha, beta, x_star.detach(), None
             # Rows already above tol need no more work; cap their pull on the step.
             gain = (lb.clamp(max=tol * 10) * open_rows).sum()
             grads = torch.autograd.grad(gain, params)
@@ -314,7 +320,7 @@ def bab_verify(
         res.status, res.time = status, time.perf_counter() - t0
         if status == "unsat":
             res.proven = [True] * spec.n_dj
-            res.lower_bound = tol
+            res.lower_bound = closed[0]
         elif status == "candidate":  # the search stopped early: nothing more is known
             res.proven = [False] * spec.n_dj
         else:
@@ -341,12 +347,17 @@ def bab_verify(
     n_all = sum(sizes)
     alpha0 = [a.unsqueeze(0) for a in spec.initial_alpha()]
     beta0 = [torch.zeros_like(a) for a in alpha0]
-    open_rows = torch.ones(1, spec.n_rows, dtype=torch.float64)
     splits0 = torch.zeros(1, n_all, dtype=torch.int8)
     lower0 = torch.cat(spec.lower).unsqueeze(0)
     upper0 = torch.cat(spec.upper).unsqueeze(0)
     lb, alpha0, beta0, x_star, scores = optimize(
-        layered(splits0), layered(lower0), layered(upper0), alpha0, beta0, open_rows, ROOT_ITERS
+        layered(splits0),
+        layered(lower0),
+        layered(upper0),
+        alpha0,
+        beta0,
+        torch.ones(1, spec.n_dj, dtype=torch.bool),
+        ROOT_ITERS,
     )
     res.domains = 1
     x = try_candidates(lb, x_star)
@@ -354,6 +365,9 @@ def bab_verify(
         res.x = x
         return finish("candidate", [])
     open_dj = ~proven_dj(lb)[0]
+    # The smallest bound of a disjunct proven on a domain that was then dropped: with every
+    # disjunct proven everywhere, a lower bound of the whole question.
+    closed = [float(values(lb, proven_dj(lb))[0])]
     if not bool(open_dj.any()):
         return finish("unsat", [])
     counter = itertools.count()
@@ -401,13 +415,12 @@ def bab_verify(
         beta = [torch.stack([p.beta[k] for p in parents])[rows].double() for k in range(n_layers)]
         parent_lb = torch.stack([p.lb for p in parents])[rows]
         dj_open = torch.stack([p.open_dj for p in parents])[rows]
-        open_rows = dj_open[:, spec.row_dj].to(torch.float64)
         lo_l = layered(torch.stack([p.lower for p in parents])[rows])
         up_l = layered(torch.stack([p.upper for p in parents])[rows])
         if refine:
             lo_l, up_l = spec.refine(x_lo, x_hi, layered(splits), lo_l, up_l)
         lb, alpha, beta, x_star, scores = optimize(
-            layered(splits), lo_l, up_l, alpha, beta, open_rows, DOMAIN_ITERS
+            layered(splits), lo_l, up_l, alpha, beta, dj_open, DOMAIN_ITERS
         )
         dom_lo, dom_up = torch.cat(lo_l, dim=1), torch.cat(up_l, dim=1)
         # Children inherit their parent's bound: the better one holds.
@@ -418,6 +431,11 @@ def bab_verify(
             res.x = x
             return finish("candidate", queue)
         still = dj_open & ~proven_dj(lb)
+        just = dj_open & ~still
+        if bool(just.any()):
+            closed[0] = min(closed[0], float(values(lb, just).min()))
+        if scores is None:  # every child proven
+            continue
         branch = torch.cat(scores, dim=1).float()
         for i in torch.nonzero(still.any(dim=1)).flatten().tolist():
             depth = parents[i // 2].depth + 1

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
+import torch
 from torch import nn
 
+from adversarial.bab import bab_fits, bab_verify
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
@@ -22,6 +24,7 @@ from nn2mip.highs_backend import SolveResult, solve_highs
 from nn2mip.network import Network
 from nn2mip.region import Norm, ball_region
 from nn2mip.sign import solve_sign
+from nn2mip.vnnlib import OutputConstraint
 
 Verdict = Literal["adversarial", "robust", "timeout", "unknown"]
 
@@ -32,6 +35,12 @@ FOUND_TOL = 1e-6
 # The HiGHS cutoff for "robust" sits ten times further out than ROBUST_TOL: HiGHS prunes nodes
 # within its own absolute gap (1e-6) of a cutoff, and that slack must never hide a positive margin.
 CUTOFF = 10 * ROBUST_TOL
+# What answers the sign question after the bounds: "mip", "bab" (branch and bound over ReLU
+# splits, ``adversarial.bab``) or "auto" (branch and bound first, then the MIP).
+METHODS = ("mip", "bab", "auto")
+# In "auto", branch and bound's share of the time limit; its budget when there is no limit.
+BAB_SHARE = 0.6
+BAB_BUDGET = 60.0
 
 
 @dataclass
@@ -57,6 +66,8 @@ class AttackResult:
     solver_status: str = ""
     nodes: int = 0
     mip_solves: int = 0
+    bab_time: float = 0.0
+    bab_domains: int = 0
     note: str = ""
 
     def as_dict(self) -> dict[str, object]:
@@ -136,9 +147,17 @@ def targeted_attack(
     bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
     early_stop: bool = True,
+    method: str = "mip",
 ) -> AttackResult:
-    """Maximize ``y[target] - y[label]`` over the ``norm`` ball of radius ``eps`` around ``x0``."""
+    """Maximize ``y[target] - y[label]`` over the ``norm`` ball of radius ``eps`` around ``x0``.
+
+    With ``early_stop`` (the sign question) and ``method`` "bab" or "auto", branch and bound
+    over ReLU splits tries first (box regions of ReLU MLPs only: an L1 ball goes to the MIP);
+    "auto" gives it ``BAB_SHARE`` of the time limit and the MIP the rest.
+    """
     t0 = time.perf_counter()
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     x = _validate(network, x0, label, target)
     region = ball_region(x, eps, norm, domain)
     form = build_formulation(network, region, bound_method=bound_method)
@@ -153,6 +172,15 @@ def targeted_attack(
         bounds_time=form.bounds_time,
         build_time=form.build_time,
     )
+    if method != "mip" and early_stop and region.norm != "1" and bab_fits(network):
+        share = 1.0 if method == "bab" else BAB_SHARE
+        left = _remaining(time_limit, t0)
+        budget = BAB_BUDGET * share if left is None else left * share
+        verdict, chk = _bab_sign(out, network, form, label, target, torch_model, budget, threads)
+        if verdict in ("adversarial", "robust") or method == "bab":
+            out.decided_by = "bab"
+            _finish(out, verdict, chk, "", None, t0)
+            return out
     res = _solve_sign(form, time_limit, threads, early_stop)
     _record(out, res)
     verdict, chk, note = _judge(res, form, network, label, target, torch_model)
@@ -163,6 +191,53 @@ def targeted_attack(
         verdict, chk, note = _judge(res, form, network, label, target, torch_model)
     _finish(out, verdict, chk, note, res, t0)
     return out
+
+
+def _bab_sign(
+    out: AttackResult,
+    network: Network,
+    form: Formulation,
+    label: int,
+    target: int,
+    torch_model: nn.Module | None,
+    budget: float,
+    threads: int,
+) -> tuple[Verdict, WitnessCheck | None]:
+    """Branch and bound on "y[target] >= y[label] somewhere in the box": robust when it proves
+    ``y[label] - y[target] > ROBUST_TOL`` everywhere, adversarial on a re-checked witness."""
+    region = form.region
+    c = np.zeros((1, network.output_size))
+    c[0, label], c[0, target] = 1.0, -1.0
+    found: list[WitnessCheck] = []
+
+    def accept(x: np.ndarray) -> bool:
+        chk = check_witness(network, x, region, label, target, torch_model)
+        if chk.passed:
+            found.append(chk)
+        return chk.passed
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        br = bab_verify(
+            network,
+            region.lower,
+            region.upper,
+            (OutputConstraint(c, np.zeros(1)),),
+            form.bounds,
+            time.perf_counter() + budget,
+            accept=accept,
+            tol=ROBUST_TOL,
+        )
+    finally:
+        torch.set_num_threads(before)
+    out.bab_time, out.bab_domains = br.time, br.domains
+    if br.status == "candidate" and found:
+        return "adversarial", found[-1]
+    if br.status == "unsat":
+        out.bound = -br.lower_bound  # max margin <= -(proven lower bound of y[label]-y[target])
+        return "robust", None
+    return ("timeout" if br.status == "timeout" else "unknown"), None
 
 
 def _remaining(time_limit: float | None, t0: float) -> float | None:

@@ -86,6 +86,7 @@ def test_complete_on_small_nets_against_the_exact_mip(seed):
     d = np.array([m - 0.02])
     res = bab_verify(net, lo, hi, (OutputConstraint(c, d),), form.bounds, time.perf_counter() + 60)
     assert res.status == "unsat" and res.proven == [True]
+    assert 1e-6 < res.lower_bound <= 0.02 + 1e-9  # a proven bound, at most the true minimum
     d = np.array([m + 0.02])
     dj = OutputConstraint(c, d)
     res = bab_verify(net, lo, hi, (dj,), form.bounds, time.perf_counter() + 3, accept=accept)
