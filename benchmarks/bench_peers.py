@@ -89,6 +89,13 @@ def _load(store: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
 
 
+def _latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (tool, question, instance, legacy or not): the last one appended, so a
+    remeasured run (appended from another store) replaces the older one."""
+    keep = {(r["tool"], r["mode"], r["instance"], report.legacy(r)): r for r in rows}
+    return list(keep.values())
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the suites, ``--workers`` of them at a time (each appends to the store)."""
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +136,8 @@ def _pgd(tool: str, mode: str, args: argparse.Namespace) -> bool:
 def _display(tool: str, mode: str, args: argparse.Namespace) -> str:
     """The tool's name in the store: nn2mip runs carry their variant, ``nn2mip[symbolic+pgd]``."""
     if tool.startswith("nn2mip"):
-        return nn2mip_tool(tool, args.bound_method, _pgd(tool, mode, args))
+        method = args.method if tool == "nn2mip" and mode == "sign" else "mip"
+        return nn2mip_tool(tool, args.bound_method, _pgd(tool, mode, args), method)
     return tool
 
 
@@ -158,6 +166,8 @@ def _run_one(args: argparse.Namespace, suite: Suite, inst: Instance, tool: str, 
     name = _display(tool, mode, args)
     if tool.startswith("nn2mip"):
         runner = partial(runner, bound_method=args.bound_method)
+        if tool == "nn2mip" and mode == "sign":
+            runner = partial(runner, method=args.method)
         if _pgd(tool, mode, args):
             runner = pgd_first(runner, name)
     res = guarded(runner, name)(suite.network, inst, args.time_limit, mode).as_dict()
@@ -196,7 +206,7 @@ def _scip_version() -> str:
 
 def write(args: argparse.Namespace) -> str:
     """Build the Markdown section from the store (all rows), print it, write it if asked."""
-    rows = _load(args.results)
+    rows = _latest(_load(args.results))
     if not rows:
         return ""
     tls = sorted({r["time_limit"] for r in rows})
@@ -311,6 +321,13 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="nn2mip sign runs try PGD before the MIP, as the batch engine does (default on)",
+    )
+    ap.add_argument(
+        "--method",
+        choices=["mip", "auto", "bab"],
+        default="mip",
+        help="nn2mip (highspy) sign runs: MIP only, branch and bound then MIP (auto), or "
+        "branch and bound only",
     )
     ap.add_argument("--nn2mip-modes", nargs="+", default=["sign", "opt"])
     ap.add_argument("--peer-modes", nargs="+", default=["opt"])

@@ -88,9 +88,11 @@ def _judge(out: ToolResult, net: Network, inst: Instance, x: np.ndarray | None) 
 # --------------------------------------------------------------------------- nn2mip (highspy)
 
 
-def nn2mip_tool(base: str, bound_method: str, pgd: bool) -> str:
-    """The store name of an nn2mip variant: ``nn2mip[symbolic+pgd]``, ``nn2mip-pyomo[lp]``."""
-    return f"{base}[{bound_method}{'+pgd' if pgd else ''}]"
+def nn2mip_tool(base: str, bound_method: str, pgd: bool, method: str = "mip") -> str:
+    """The store name of an nn2mip variant: ``nn2mip[symbolic+pgd]``, ``nn2mip-pyomo[lp]``,
+    ``nn2mip[symbolic+pgd+bab]`` (branch and bound before the MIP, ``method="auto"``)."""
+    bab = "" if method == "mip" else ("+bab" if method == "auto" else "+babonly")
+    return f"{base}[{bound_method}{'+pgd' if pgd else ''}{bab}]"
 
 
 def run_nn2mip_highs(
@@ -99,12 +101,15 @@ def run_nn2mip_highs(
     time_limit: float,
     mode: str,
     bound_method: str = DEFAULT_BOUND_METHOD,
+    method: str = "mip",
 ) -> ToolResult:
-    """nn2mip's own path: sparse formulation handed to highspy in one call."""
+    """nn2mip's own path: sparse formulation handed to highspy in one call; with ``method``
+    "auto", branch and bound answers sign questions first on box regions."""
     from adversarial.problems import targeted_attack
 
-    out = ToolResult(nn2mip_tool("nn2mip", bound_method, False), inst.network_name, inst.key, mode)
-    out.bound_method, out.decided_by = bound_method, "mip"
+    tool = nn2mip_tool("nn2mip", bound_method, False, method)
+    out = ToolResult(tool, inst.network_name, inst.key, mode)
+    out.bound_method = bound_method
     r = targeted_attack(
         net,
         inst.x0,
@@ -116,7 +121,9 @@ def run_nn2mip_highs(
         threads=1,
         bound_method=bound_method,
         early_stop=(mode == "sign"),
+        method=method,
     )
+    out.decided_by = r.decided_by
     out.build = r.bounds_time + r.build_time
     out.solve = r.solve_time
     out.solver_time = r.solve_time
