@@ -61,6 +61,8 @@ class BatchSpec:
     min_rel_tol: float = 1e-3
     bound_method: str = DEFAULT_BOUND_METHOD
     domain: tuple[float, float] = (0.0, 1.0)
+    # targeted/seed problems on L-inf balls: "auto" tries branch and bound before the MIP
+    method: str = "mip"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Settings:
     min_rel_tol: float
     bound_method: str
     domain: tuple[float, float]
+    method: str = "mip"
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def _settings(spec: BatchSpec) -> Settings:
         float(spec.min_rel_tol),
         spec.bound_method,
         (float(spec.domain[0]), float(spec.domain[1])),
+        spec.method,
     )
 
 
@@ -189,6 +193,10 @@ def _validate_spec(spec: BatchSpec) -> None:
         raise InvalidInputError(f"threads must be >= 1, got {spec.threads}")
     if spec.pgd_steps < 1 or spec.pgd_restarts < 1:
         raise InvalidInputError("PGD steps and restarts must be >= 1")
+    from adversarial.problems import METHODS
+
+    if spec.method not in METHODS:
+        raise InvalidInputError(f"unknown method {spec.method!r}; choose from {', '.join(METHODS)}")
     if not spec.min_rel_tol > 0:
         raise InvalidInputError(f"min-distortion tolerance must be > 0, got {spec.min_rel_tol}")
 
@@ -404,7 +412,16 @@ def solve_instance(inst: Instance, settings: Settings) -> dict[str, object]:
         res = untargeted_attack(net, x, inst.label, inst.eps, inst.norm, **common)  # type: ignore[arg-type]
     else:
         # "seed" is targeted with label = predicted and target = runner-up (fixed at planning).
-        res = targeted_attack(net, x, inst.label, target, inst.eps, inst.norm, **common)  # type: ignore[arg-type]
+        res = targeted_attack(
+            net,
+            x,
+            inst.label,
+            target,
+            inst.eps,
+            inst.norm,  # type: ignore[arg-type]
+            method=settings.method,
+            **common,  # type: ignore[arg-type]
+        )
     _fill(row, res)
     row.update(margin=res.margin, bound=res.bound, found_class=res.found_class)
     row["total_time"] = time.perf_counter() - t0

@@ -37,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--dask-timeout", type=float, default=10.0, help="seconds to reach --dask")
     p.add_argument("--no-pgd", action="store_true", help="skip the PGD attack (MIP only)")
+    p.add_argument(
+        "--method",
+        choices=["mip", "auto", "bab"],
+        default="mip",
+        help="targeted and seed problems on inf-norm balls: MIP, branch and bound then MIP "
+        "(auto), or branch and bound only",
+    )
     p.add_argument("--pgd-steps", type=int, default=40)
     p.add_argument("--pgd-restarts", type=int, default=8)
     p.add_argument(
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         pgd_steps=args.pgd_steps,
         pgd_restarts=args.pgd_restarts,
         bound_method=args.bounds,
+        method=args.method,
     )
     s = run_batch(
         spec,

@@ -222,3 +222,24 @@ def test_bad_input_clean_error_db_untouched(
     assert rc == 2
     assert err.startswith("nn2mip: error:") and "\n" not in err and expect in err, err
     assert db.read_bytes() == before
+
+
+def test_branch_and_bound_method_same_verdicts_as_the_mip(
+    tmp_path, capsys, model_files, nets, digits_data
+) -> None:
+    verdicts = {}
+    for method in ("mip", "auto"):
+        db = tmp_path / f"{method}.sqlite"
+        args = ["attack", str(model_files["dense"]), "--indices", "0-5", "--eps", "0.04", "0.12"]
+        args += ["--problem", "seed", "--no-pgd", "--no-progress", "--method", method]
+        assert main([*args, "--db", str(db)]) == 0
+        verdicts[method] = _verdicts(db)
+        _check_all_witnesses(db, nets, digits_data)
+    assert verdicts["auto"] == verdicts["mip"]
+    assert set(verdicts["mip"].values()) <= {"robust", "adversarial"}
+    with sqlite3.connect(tmp_path / "auto.sqlite") as c:
+        assert c.execute("SELECT COUNT(*) FROM results WHERE decided_by='bab'").fetchone()[0] > 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["attack", str(model_files["dense"]), "--method", "lp", "--db", str(db)])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
