@@ -282,7 +282,8 @@ def candidate_rows(
 def choose_candidate(rows: list[dict], max_test_drop: float = 0.5) -> dict | None:
     """The most stable candidate (fewest median unstable neurons) within ``max_test_drop``
     test points of the dense net; ties go to the smaller accuracy loss."""
-    ok = [r for r in rows if r["config"] != "dense" and r["test_diff"] >= -max_test_drop]
+    # Accuracies are counts / 10,000: round away float noise (-0.5000000004 is -0.50 points).
+    ok = [r for r in rows if r["config"] != "dense" and round(r["test_diff"], 6) >= -max_test_drop]
     return min(ok, key=lambda r: (r["unstable"], -r["test_diff"])) if ok else None
 
 
@@ -748,7 +749,7 @@ def table(results: list[dict], time_limit: float, epochs: int) -> str:
         d, p = r["dense"], r["pruned"]
         speed = float(np.median(d["times"] / np.maximum(p["times"], 1e-3)))
         diff = 100 * (r["pruned_acc"] - r["dense_acc"])
-        met = diff >= -0.5 and speed >= 10 and p["solved"] == p["n"]
+        met = round(diff, 6) >= -0.5 and speed >= 10 and p["solved"] == p["n"]
         lines.append(
             f"| {r['arch']} | {epochs} | {100 * r['dense_acc']:.2f} | "
             f"{d['mean']:.1f} / {d['median']:.1f} | {d['solved']}/{d['n']} | {r['method']} | "

@@ -123,6 +123,10 @@ def test_unstable_median_matches_the_bounds_and_candidate_choice() -> None:
     chosen = choose_candidate(cands)
     assert chosen is not None and chosen["config"] == "c"
     assert choose_candidate(rows) is None
+    # 97.91 vs 98.41 is -0.50 points, not -0.5000000000000004: still within 0.5
+    edge = {"config": "e", "test_diff": 100 * (0.9791 - 0.9841), "unstable": 5.0}
+    assert edge["test_diff"] < -0.5
+    assert choose_candidate([*cands, edge]) is edge
 
 
 def test_export_rebuilds_the_table_without_the_cache(tmp_path, monkeypatch) -> None:
