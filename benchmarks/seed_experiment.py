@@ -801,17 +801,22 @@ def plot(results: list[dict], arch: str, time_limit: float, path: Path) -> Path 
 def stored_rows(store: Path, time_limit: float, bound: str) -> dict[str, list[dict]]:
     """Rows of the store by network name, for one time limit and bound method."""
     out: dict[str, list[dict]] = {}
-    seen: set[tuple] = set()
+    seen: dict[tuple, dict] = {}
     files = [store] if store.is_file() else []
     if store.parent == OUT:  # the committed exports, when the cache is gone
         files += sorted(RESULTS.glob(f"seed_mip_*_tl{time_limit:g}_{bound}.jsonl"))
     for f in files:
         for line in f.read_text().splitlines():
             row = json.loads(line)
+            if row["time_limit"] != time_limit or row["bound"] != bound:
+                continue
             key = (row["net"], row["index"])
-            if row["time_limit"] == time_limit and row["bound"] == bound and key not in seen:
-                seen.add(key)
-                out.setdefault(row["net"], []).append(row)
+            if key in seen:  # the cache's row wins; an export adds its net's accuracy, shape
+                for k, v in row.items():
+                    seen[key].setdefault(k, v)
+                continue
+            seen[key] = row
+            out.setdefault(row["net"], []).append(row)
     return out
 
 

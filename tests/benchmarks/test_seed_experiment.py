@@ -176,6 +176,10 @@ def test_export_rebuilds_the_table_without_the_cache(tmp_path, monkeypatch) -> N
         "2x10", dense, [r for r in lines if r["net"].startswith("d")], args, store
     )
 
+    # with the cache's store still there, the export completes its rows
+    both = se.collect_rows("2x10", se.stored_rows(store, 120.0, "symbolic"), args)
+    assert se.table(both, 120.0, 50) == se.table(expected, 120.0, 50)
+
     store.unlink()  # the cache is lost; the export alone rebuilds the same table row
     got = se.collect_rows("2x10", se.stored_rows(store, 120.0, "symbolic"), args)
     assert len(got) == len(expected) == 1
