@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adversarial.problems import targeted_attack  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
+from nn2mip.bounds import compute_bounds  # noqa: E402
 from nn2mip.formulation import build_formulation  # noqa: E402
 from nn2mip.mnist import load_mnist  # noqa: E402
 from nn2mip.network import Network  # noqa: E402
@@ -218,6 +219,87 @@ def pruned_path(arch: str, method: str, tag: str, epochs: int, seed: int) -> Pat
     return OUT / f"{method}_{arch}_{tag}_e{epochs}_s{seed}.safetensors"
 
 
+def prune_config(
+    arch: str, epochs: int, seed: int, data: tuple, cfg: PruneConfig, dense: Network
+) -> Network:
+    """The compacted "best pipeline" net of one grid point (cached)."""
+    xtr, ytr, xte, yte = data
+    path = pruned_path(arch, "best", cfg.tag(), epochs, seed)
+    if not path.is_file():
+        t0 = time.perf_counter()
+        model = best_pipeline(dense, cfg, data, seed)
+        net = compact_network(from_torch(model))
+        small = to_torch(net)
+        meta = {
+            "arch": arch,
+            "method": "best",
+            "config": cfg.tag(),
+            "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
+            "test_acc": f"{accuracy(small, xte, yte):.4f}",
+            "prune_time": f"{time.perf_counter() - t0:.1f}",
+        }
+        save_network(net, path, meta=meta)
+        log(f"pruned {arch} {cfg.tag()}: {meta}")
+    return load_network(path)
+
+
+def unstable_median(
+    net: Network, xs: np.ndarray, bound_method: str = "symbolic", eps: float = 5.0
+) -> float:
+    """Median over the rows of ``xs`` of the number of unstable hidden neurons of ``net`` over
+    the L1 ball of radius ``eps`` (within [0, 1]) around the row, by ``bound_method``."""
+    counts = [
+        sum(compute_bounds(net, ball_region(x, eps, "1"), bound_method).unstable_counts(net))
+        for x in xs
+    ]
+    return float(np.median(counts))
+
+
+def candidate_rows(
+    arch: str, dense: Network, nets: list[Network], xs: np.ndarray, bound_method: str
+) -> list[dict]:
+    """Selection data of the pruned candidates (no MIP): shape, train / test accuracy and
+    median unstable neurons over the L1 balls around ``xs`` (rows meant to be training
+    images, never the MIP's test images)."""
+    base = float(dense.meta["test_acc"])
+    out = []
+    for name, net in [("dense", dense)] + [(n.meta["config"], n) for n in nets]:
+        test = float(net.meta["test_acc"])
+        out.append(
+            {
+                "arch": arch,
+                "config": name,
+                "shape": shape(net),
+                "train_acc": float(net.meta["train_acc"]),
+                "test_acc": test,
+                "test_diff": 100 * (test - base),
+                "unstable": unstable_median(net, xs, bound_method),
+            }
+        )
+    return out
+
+
+def choose_candidate(rows: list[dict], max_test_drop: float = 0.5) -> dict | None:
+    """The most stable candidate (fewest median unstable neurons) within ``max_test_drop``
+    test points of the dense net; ties go to the smaller accuracy loss."""
+    # Accuracies are counts / 10,000: round away float noise (-0.5000000004 is -0.50 points).
+    ok = [r for r in rows if r["config"] != "dense" and round(r["test_diff"], 6) >= -max_test_drop]
+    return min(ok, key=lambda r: (r["unstable"], -r["test_diff"])) if ok else None
+
+
+def candidate_table(rows: list[dict], chosen: dict | None) -> str:
+    """Markdown rows in the notes' candidate-table form."""
+    lines = []
+    for r in rows:
+        name = f"**{r['config']}**" if r is chosen else r["config"]
+        diff = "" if r["config"] == "dense" else f" ({r['test_diff']:+.2f})"
+        lines.append(
+            f"| {r['arch']} | {name} | {r['shape']} | {100 * r['train_acc']:.2f} | "
+            f"{100 * r['test_acc']:.2f}{diff} | {r['unstable']:g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def prune_best(
     arch: str, epochs: int, seed: int, data: tuple, max_drop: float, grid: list[PruneConfig]
 ) -> Network:
@@ -225,26 +307,9 @@ def prune_best(
     within ``max_drop`` of the dense net's (cached per grid point)."""
     dense = load_network(dense_path(arch, epochs, seed))
     base = float(dense.meta["train_acc"])
-    xtr, ytr, xte, yte = data
     last = None
     for cfg in grid:
-        path = pruned_path(arch, "best", cfg.tag(), epochs, seed)
-        if not path.is_file():
-            t0 = time.perf_counter()
-            model = best_pipeline(dense, cfg, data, seed)
-            net = compact_network(from_torch(model))
-            small = to_torch(net)
-            meta = {
-                "arch": arch,
-                "method": "best",
-                "config": cfg.tag(),
-                "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
-                "test_acc": f"{accuracy(small, xte, yte):.4f}",
-                "prune_time": f"{time.perf_counter() - t0:.1f}",
-            }
-            save_network(net, path, meta=meta)
-            log(f"pruned {arch} {cfg.tag()}: {meta}")
-        last = load_network(path)
+        last = prune_config(arch, epochs, seed, data, cfg, dense)
         if base - float(last.meta["train_acc"]) <= max_drop:
             return last
     assert last is not None
@@ -684,7 +749,7 @@ def table(results: list[dict], time_limit: float, epochs: int) -> str:
         d, p = r["dense"], r["pruned"]
         speed = float(np.median(d["times"] / np.maximum(p["times"], 1e-3)))
         diff = 100 * (r["pruned_acc"] - r["dense_acc"])
-        met = diff >= -0.5 and speed >= 10 and p["solved"] == p["n"]
+        met = round(diff, 6) >= -0.5 and speed >= 10 and p["solved"] == p["n"]
         lines.append(
             f"| {r['arch']} | {epochs} | {100 * r['dense_acc']:.2f} | "
             f"{d['mean']:.1f} / {d['median']:.1f} | {d['solved']}/{d['n']} | {r['method']} | "
@@ -693,7 +758,7 @@ def table(results: list[dict], time_limit: float, epochs: int) -> str:
             f"{'>=' if d['solved'] < d['n'] else ''}{speed:.1f}x | "
             f"{d['binaries']:.0f} -> {p['binaries']:.0f} | "
             f"{d['nonzeros']:.0f} -> {p['nonzeros']:.0f} | {'yes' if met else 'no'} | "
-            f"{SEED_PUBLISHED[r['arch']]} |"
+            f"{SEED_PUBLISHED.get(r['arch'], 'n/a')} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -736,11 +801,85 @@ def plot(results: list[dict], arch: str, time_limit: float, path: Path) -> Path 
 def stored_rows(store: Path, time_limit: float, bound: str) -> dict[str, list[dict]]:
     """Rows of the store by network name, for one time limit and bound method."""
     out: dict[str, list[dict]] = {}
-    if store.is_file():
-        for line in store.read_text().splitlines():
+    seen: dict[tuple, dict] = {}
+    files = [store] if store.is_file() else []
+    if store.parent == OUT:  # the committed exports, when the cache is gone
+        files += sorted(RESULTS.glob(f"seed_mip_*_tl{time_limit:g}_{bound}.jsonl"))
+    for f in files:
+        for line in f.read_text().splitlines():
             row = json.loads(line)
-            if row["time_limit"] == time_limit and row["bound"] == bound:
-                out.setdefault(row["net"], []).append(row)
+            if row["time_limit"] != time_limit or row["bound"] != bound:
+                continue
+            key = (row["net"], row["index"])
+            if key in seen:  # the cache's row wins; an export adds its net's accuracy, shape
+                for k, v in row.items():
+                    seen[key].setdefault(k, v)
+                continue
+            seen[key] = row
+            out.setdefault(row["net"], []).append(row)
+    return out
+
+
+def export_path(arch: str, time_limit: float, bound: str) -> Path:
+    """The committed per-instance export of one architecture (JSON lines, no weights)."""
+    return RESULTS / f"seed_mip_{arch}_tl{time_limit:g}_{bound}.jsonl"
+
+
+def export_rows(arch: str, nets: dict[str, Network], args: argparse.Namespace, store: Path) -> Path:
+    """Write the per-instance rows of ``nets`` (store name -> net) on the first
+    ``arch_images`` test images to ``export_path``, each with its net's accuracy and shape,
+    so that the table can be rebuilt without the cache (``collect_rows``)."""
+    rows = stored_rows(store, args.time_limit, args.bound_method)
+    need = arch_images(args, arch)
+    path = export_path(arch, args.time_limit, args.bound_method)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for name, net in nets.items():
+        for r in sorted(rows.get(name, []), key=lambda r: r["index"]):
+            if r["index"] < need:
+                meta = {
+                    "arch": arch,
+                    "test_acc": float(net.meta["test_acc"]),
+                    "train_acc": float(net.meta["train_acc"]),
+                    "shape": shape(net),
+                }
+                lines.append(json.dumps({**r, **meta}, sort_keys=True))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def collect_rows(
+    arch: str, rows_by_net: dict[str, list[dict]], args: argparse.Namespace
+) -> list[dict]:
+    """Table rows of ``arch`` from per-instance rows that carry their net's ``test_acc`` and
+    ``shape`` (the exported form): one per pruned net with all the first ``arch_images``
+    images solved for it and for the dense net."""
+    prefix = f"_{arch}_e{args.epochs}_s{args.seed}"
+    need = arch_images(args, arch)
+    drows = rows_by_net.get(f"dense{prefix}", [])
+    dense_idx = {r["index"] for r in drows}
+    out = []
+    for name, rows in sorted(rows_by_net.items()):
+        kind, _, config = name.partition(prefix + "_")
+        if not config or kind == "dense":
+            continue
+        rows = sorted({r["index"]: r for r in rows}.values(), key=lambda r: r["index"])
+        common = {i for i in dense_idx & {r["index"] for r in rows} if i < need}
+        if len(common) < need:
+            continue
+        d = sorted((r for r in drows if r["index"] in common), key=lambda r: r["index"])
+        p = [r for r in rows if r["index"] in common]
+        out.append(
+            {
+                "arch": arch,
+                "method": f"{kind} ({config})",
+                "dense_acc": float(d[0]["test_acc"]),
+                "pruned_acc": float(p[0]["test_acc"]),
+                "shape": p[0]["shape"],
+                "dense": summarize(d, args.time_limit),
+                "pruned": summarize(p, args.time_limit),
+            }
+        )
     return out
 
 
@@ -748,33 +887,22 @@ def collect(
     arch: str, dense: Network, drows: list[dict], args: argparse.Namespace, store: Path
 ) -> list[dict]:
     """One table row per pruned net of ``arch`` with MIP results on the dense net's images."""
-    out = []
-    prefix = f"_{arch}_e{args.epochs}_s{args.seed}_"
-    dense_idx = {r["index"] for r in drows}
-    for name, rows in sorted(stored_rows(store, args.time_limit, args.bound_method).items()):
-        kind, _, config = name.partition(prefix)
+    prefix = f"_{arch}_e{args.epochs}_s{args.seed}"
+    rows_by_net: dict[str, list[dict]] = {}
+    meta = {"test_acc": float(dense.meta["test_acc"]), "shape": shape(dense)}
+    rows_by_net[f"dense{prefix}"] = [{**r, **meta} for r in drows]
+    for name, rows in stored_rows(store, args.time_limit, args.bound_method).items():
+        kind, _, config = name.partition(prefix + "_")
         if not config or kind == "dense":
             continue
-        rows = sorted({r["index"]: r for r in rows}.values(), key=lambda r: r["index"])
-        need = arch_images(args, arch)
-        common = {i for i in dense_idx & {r["index"] for r in rows} if i < need}
-        if len(common) < need:
-            continue
-        net = load_network(pruned_path(arch, kind, config, args.epochs, args.seed))
-        d = sorted((r for r in drows if r["index"] in common), key=lambda r: r["index"])
-        p = [r for r in rows if r["index"] in common]
-        out.append(
-            {
-                "arch": arch,
-                "method": f"{kind} ({config})",
-                "dense_acc": float(dense.meta["test_acc"]),
-                "pruned_acc": float(net.meta["test_acc"]),
-                "shape": shape(net),
-                "dense": summarize(d, args.time_limit),
-                "pruned": summarize(p, args.time_limit),
-            }
-        )
-    return out
+        path = pruned_path(arch, kind, config, args.epochs, args.seed)
+        if path.is_file():
+            net = load_network(path)
+            meta = {"test_acc": float(net.meta["test_acc"]), "shape": shape(net)}
+            rows_by_net[name] = [{**r, **meta} for r in rows]
+        elif all("test_acc" in r for r in rows):  # exported rows, model file gone
+            rows_by_net[name] = rows
+    return collect_rows(arch, rows_by_net, args)
 
 
 def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
@@ -845,7 +973,21 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", choices=list(ARCHS))
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--stage", choices=["train", "prune", "mip", "report", "all"], default="all")
+    ap.add_argument(
+        "--stage",
+        choices=["train", "prune", "candidates", "mip", "report", "all"],
+        default="all",
+        help="candidates: prune every --grid point and print the selection table (accuracy, "
+        "median unstable neurons over the L1 balls around the last --select-images training "
+        "images; no MIP) with the most stable one within 0.5 test points in bold",
+    )
+    ap.add_argument("--select-images", type=int, default=10, help="see --stage candidates")
+    ap.add_argument(
+        "--export",
+        action="store_true",
+        help="report: also write the per-instance rows of each architecture to "
+        "benchmarks/results/seed_mip_ARCH_tlT_BOUND.jsonl (read back when the cache is gone)",
+    )
     ap.add_argument("--nets", nargs="+", default=["dense", "best"], help="which nets to solve")
     ap.add_argument("--images", type=int, default=20, help="first N MNIST test images")
     ap.add_argument(
@@ -885,8 +1027,20 @@ def main() -> None:
     store = OUT / "mip_results.jsonl"
     results = []
     for arch in archs:
+        if args.stage == "report" and not dense_path(arch, args.epochs, args.seed).is_file():
+            # The cache is gone: rebuild the table from the committed export, if any.
+            exported = stored_rows(store, args.time_limit, args.bound_method)
+            results += collect_rows(arch, exported, args)
+            continue
         dense = train_dense(arch, args.epochs, args.seed, data)
         if args.stage == "train":
+            continue
+        if args.stage == "candidates":
+            grid = parse_grid(args.grid, arch) if args.grid else GRID
+            nets = [prune_config(arch, args.epochs, args.seed, data, c, dense) for c in grid]
+            xs = data[0][-args.select_images :]
+            rows = candidate_rows(arch, dense, nets, xs, args.bound_method)
+            print(candidate_table(rows, choose_candidate(rows)), flush=True)
             continue
         if args.stage == "mip" and args.nets == ["dense"]:
             name = f"dense_{arch}_e{args.epochs}_s{args.seed}"
@@ -937,6 +1091,12 @@ def main() -> None:
                 drows = rows
         if args.stage in ("report", "all") or not args.no_write:
             results += collect(arch, dense, drows, args, store)
+            if args.export:
+                named = {f"dense_{arch}_e{args.epochs}_s{args.seed}": dense} | {
+                    f"{k}_{arch}_e{args.epochs}_s{args.seed}_{n.meta['config']}": n
+                    for k, n in pruned.items()
+                }
+                log(f"exported {export_rows(arch, named, args, store)}")
     if results:
         md = table(results, args.time_limit, args.epochs)
         print(md)

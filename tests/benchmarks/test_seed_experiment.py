@@ -93,3 +93,100 @@ def test_grid_points_per_architecture() -> None:
     assert parse_grid(pts, "2x100")[0].tag() == "n0.2_w0.5_rs0.3_ft10d_lr0.02"
     with pytest.raises(SystemExit):
         parse_grid(pts[:1], "6x100")
+
+
+def test_unstable_median_matches_the_bounds_and_candidate_choice() -> None:
+    from benchmarks.seed_experiment import candidate_rows, choose_candidate, unstable_median
+    from nn2mip.bounds import compute_bounds
+    from nn2mip.region import ball_region
+    from nn2mip.torch_io import from_torch
+
+    net = from_torch(make_mlp(12, [10, 8], 3, seed=4).double())
+    xs = np.random.default_rng(1).uniform(0, 1, (3, 12))
+    counts = [
+        sum(compute_bounds(net, ball_region(x, 5.0, "1"), "symbolic").unstable_counts(net))
+        for x in xs
+    ]
+    assert unstable_median(net, xs) == float(np.median(counts))
+    # A radius-0 ball leaves no neuron unstable (up to exact zeros, which the seed nets lack).
+    assert unstable_median(net, xs, eps=0.0) == 0.0
+
+    net.meta.update(test_acc="0.9800", train_acc="1.0000", config="dense")
+    rows = candidate_rows("2x10", net, [], xs, "symbolic")
+    assert rows[0]["config"] == "dense" and rows[0]["test_diff"] == 0.0
+    cands = rows + [
+        {"config": "a", "test_diff": -0.4, "unstable": 30.0},
+        {"config": "b", "test_diff": -0.6, "unstable": 10.0},  # too inaccurate
+        {"config": "c", "test_diff": -0.1, "unstable": 30.0},  # tie: the more accurate
+        {"config": "d", "test_diff": -0.5, "unstable": 40.0},
+    ]
+    chosen = choose_candidate(cands)
+    assert chosen is not None and chosen["config"] == "c"
+    assert choose_candidate(rows) is None
+    # 97.91 vs 98.41 is -0.50 points, not -0.5000000000000004: still within 0.5
+    edge = {"config": "e", "test_diff": 100 * (0.9791 - 0.9841), "unstable": 5.0}
+    assert edge["test_diff"] < -0.5
+    assert choose_candidate([*cands, edge]) is edge
+
+
+def test_export_rebuilds_the_table_without_the_cache(tmp_path, monkeypatch) -> None:
+    import argparse
+    import json
+
+    import benchmarks.seed_experiment as se
+    from nn2mip.serialize import save_network
+    from nn2mip.torch_io import from_torch
+
+    monkeypatch.setattr(se, "OUT", tmp_path / "out")
+    monkeypatch.setattr(se, "RESULTS", tmp_path / "results")
+    se.OUT.mkdir()
+    store = se.OUT / "mip_results.jsonl"
+    args = argparse.Namespace(
+        epochs=50, seed=0, images=3, time_limit=120.0, bound_method="symbolic"
+    )
+    dense = from_torch(make_mlp(12, [10, 10], 3, seed=5))
+    dense.meta.update(test_acc="0.9800", train_acc="1.0000")
+    pruned = from_torch(make_mlp(12, [6, 5], 3, seed=6))
+    pruned.meta.update(test_acc="0.9760", train_acc="0.9990", config="cfgA")
+    names = {"dense_2x10_e50_s0": dense, "best_2x10_e50_s0_cfgA": pruned}
+    dense_t = {0: 120.0, 1: 30.0, 2: 10.0}
+    verdict = {0: "timeout", 1: "robust", 2: "adversarial"}
+    with store.open("w") as f:
+        for name in names:
+            for i in range(4):  # image 3 is beyond --images and is not exported
+                t = dense_t.get(i, 5.0) if name.startswith("dense") else 2.0
+                row = {
+                    "net": name,
+                    "index": i,
+                    "time_limit": 120.0,
+                    "bound": "symbolic",
+                    "verdict": verdict.get(i, "robust") if name.startswith("dense") else "robust",
+                    "time": t,
+                    "binaries": 7,
+                    "nonzeros": 100,
+                }
+                f.write(json.dumps(row) + "\n")
+    # collect() reads the pruned net's accuracy and shape from its cached model file
+    save_network(pruned, se.pruned_path("2x10", "best", "cfgA", 50, 0), meta=pruned.meta)
+    path = se.export_rows("2x10", names, args, store)
+    assert path == se.export_path("2x10", 120.0, "symbolic")
+    lines = [json.loads(s) for s in path.read_text().splitlines()]
+    assert len(lines) == 6 and {r["shape"] for r in lines} == {"10x10", "6x5"}
+    expected = se.collect(
+        "2x10", dense, [r for r in lines if r["net"].startswith("d")], args, store
+    )
+
+    # with the cache's store still there, the export completes its rows
+    both = se.collect_rows("2x10", se.stored_rows(store, 120.0, "symbolic"), args)
+    assert se.table(both, 120.0, 50) == se.table(expected, 120.0, 50)
+
+    store.unlink()  # the cache is lost; the export alone rebuilds the same table row
+    got = se.collect_rows("2x10", se.stored_rows(store, 120.0, "symbolic"), args)
+    assert len(got) == len(expected) == 1
+    g, e = got[0], expected[0]
+    assert g["method"] == "best (cfgA)" and g["shape"] == "6x5"
+    assert g["dense_acc"] == 0.98 and g["pruned_acc"] == 0.976
+    assert g["dense"]["solved"] == 2 and g["pruned"]["solved"] == 3
+    np.testing.assert_allclose(g["dense"]["times"], e["dense"]["times"])
+    assert se.table(got, 120.0, 50) == se.table(expected, 120.0, 50)
+    assert ">=15.0x" in se.table(got, 120.0, 50)  # median of 60, 15, 5
