@@ -112,9 +112,15 @@ class _Spec:
     """The network with the spec rows folded into its last layer, as float64 tensors."""
 
     def __init__(
-        self, network: Network, disjuncts: tuple[OutputConstraint, ...], bounds: NetworkBounds
+        self,
+        network: Network,
+        disjuncts: tuple[OutputConstraint, ...],
+        bounds: NetworkBounds,
+        l1: tuple[np.ndarray, float] | None = None,
     ) -> None:
         layers = network.layers
+        # An L1 ball (center, radius) intersected with the box, or the box alone.
+        self.l1 = None if l1 is None else (torch.from_numpy(np.asarray(l1[0], np.float64)), l1[1])
         if not bab_fits(network):
             raise ValueError("branch and bound needs ReLU hidden layers and an affine output")
         rows_c = [dj.C for dj in disjuncts]
@@ -236,9 +242,29 @@ class _Spec:
                 lam_z = lam_z - beta[k] * s.unsqueeze(1)
             const = const + lam_z @ self.b[k]
             lam = lam_z @ self.w[k]
+        if self.l1 is not None:
+            return (*self._concretize_l1(lam, const, x_lo, x_hi), scores)
         x_star = torch.where(lam > 0, x_lo, x_hi)
         lb = const + (lam * x_star).sum(-1)
         return lb, x_star, scores
+
+    def _concretize_l1(
+        self, lam: torch.Tensor, const: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact ``min lam . x + const`` over the box and ``||x - center||_1 <= eps``: from the
+        center, spend the budget on the coordinates with the largest ``|lam|`` first, each up
+        to its room to the box face (the fractional knapsack), and the minimizing inputs."""
+        assert self.l1 is not None
+        center, eps = self.l1
+        gain = lam.abs()
+        room = torch.where(lam > 0, center - x_lo, x_hi - center).clamp(min=0.0)
+        order = torch.argsort(gain, dim=-1, descending=True)
+        g, r = gain.gather(-1, order), room.gather(-1, order)
+        before = r.cumsum(-1) - r  # room already taken by better coordinates
+        take = torch.minimum((eps - before).clamp(min=0.0), r)
+        lb = const + (lam * center).sum(-1) - (g * take).sum(-1)
+        step = torch.zeros_like(lam).scatter(-1, order, take)
+        return lb, center - torch.sign(lam) * step
 
 
 def bab_verify(
@@ -254,15 +280,18 @@ def bab_verify(
     max_domains: int = MAX_DOMAINS,
     fsb_k: int = FSB_K,
     refine: bool = True,
+    l1: tuple[np.ndarray, float] | None = None,
 ) -> BabResult:
     """Prove every disjunct (``max_i (C_i y - d_i) > tol`` on the box) by branch and bound.
+
+    ``l1 = (center, eps)`` restricts the box to its intersection with that L1 ball.
 
     ``bounds`` must be sound pre-activation bounds over the box (the root's); ``deadline`` is a
     ``time.perf_counter()`` value; ``accept`` re-checks a candidate input (True: a real
     counterexample, the search stops with status ``"candidate"``).
     """
     t0 = time.perf_counter()
-    spec = _Spec(network, disjuncts, bounds)
+    spec = _Spec(network, disjuncts, bounds, l1)
     x_lo = torch.from_numpy(np.asarray(lower, np.float64))
     x_hi = torch.from_numpy(np.asarray(upper, np.float64))
     n_layers = len(spec.w)
@@ -523,6 +552,16 @@ def _leaf_lp(
         model = MipModel()
         x = model.add_cols(x_lo, x_hi)
         t = model.add_cols(-np.inf, np.inf, n=1)
+        if spec.l1 is not None:  # u >= |x - center|, sum u <= eps
+            center, eps = spec.l1[0].numpy(), spec.l1[1]
+            u = model.add_cols(0.0, np.inf, n=n_in)
+            idx = np.arange(n_in)
+            both = np.concatenate([idx, idx])
+            model.add_rows(
+                both, np.concatenate([u, x]), [1.0] * n_in + [-1.0] * n_in, -center, np.inf, n=n_in
+            )
+            model.add_rows(both, np.concatenate([u, x]), [1.0] * n_in * 2, center, np.inf, n=n_in)
+            model.add_rows(np.zeros(n_in), u, np.ones(n_in), -np.inf, eps, n=1)
         rr, cc = np.nonzero(sa)
         model.add_rows(rr, x[cc], sa[rr, cc], -sc, np.inf, n=len(sa))
         # t - ya_r x >= yc_r

@@ -152,8 +152,8 @@ def targeted_attack(
     """Maximize ``y[target] - y[label]`` over the ``norm`` ball of radius ``eps`` around ``x0``.
 
     With ``early_stop`` (the sign question) and ``method`` "bab" or "auto", branch and bound
-    over ReLU splits tries first (box regions of ReLU MLPs only: an L1 ball goes to the MIP);
-    "auto" gives it ``BAB_SHARE`` of the time limit and the MIP the rest.
+    over ReLU splits tries first (ReLU MLPs; L-inf or L1 balls); "auto" gives it ``BAB_SHARE``
+    of the time limit and the MIP the rest.
     """
     t0 = time.perf_counter()
     if method not in METHODS:
@@ -172,7 +172,7 @@ def targeted_attack(
         bounds_time=form.bounds_time,
         build_time=form.build_time,
     )
-    if method != "mip" and early_stop and region.norm != "1" and bab_fits(network):
+    if method != "mip" and early_stop and bab_fits(network):
         share = 1.0 if method == "bab" else BAB_SHARE
         left = _remaining(time_limit, t0)
         budget = BAB_BUDGET * share if left is None else left * share
@@ -228,6 +228,7 @@ def _bab_sign(
             time.perf_counter() + budget,
             accept=accept,
             tol=ROBUST_TOL,
+            l1=(region.center, region.eps) if region.norm == "1" else None,
         )
     finally:
         torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from adversarial.vnnlib_problem import _disjunct_model
 from nn2mip.formulation import build_formulation
 from nn2mip.highs_backend import solve_highs
 from nn2mip.network import Network, network_from_arrays
-from nn2mip.region import box_region
+from nn2mip.region import ball_region, box_region
 from nn2mip.vnnlib import OutputConstraint
 
 
@@ -103,7 +103,7 @@ def test_only_the_provable_disjunct_is_reported_proven():
     c = np.array([[1.0, -1.0]])
     m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
     form = build_formulation(net, box_region(lo, hi), bound_method="interval")
-    djs = (OutputConstraint(c, np.array([m - 0.05])), OutputConstraint(c, np.array([m + 0.05])))
+    djs = (OutputConstraint(c, np.array([m - 0.3])), OutputConstraint(c, np.array([m + 0.05])))
     res = bab_verify(net, lo, hi, djs, form.bounds, time.perf_counter() + 5)
     assert res.status in ("timeout", "unknown") and res.proven == [True, False]
 
@@ -114,3 +114,55 @@ def test_rejects_a_network_with_a_relu_output():
     dj = OutputConstraint(np.array([[1.0, -1.0]]), np.zeros(1))
     with pytest.raises(ValueError, match="affine output"):
         bab_verify(net, -np.ones(2), np.ones(2), (dj,), form.bounds, time.perf_counter() + 1)
+
+
+def test_l1_ball_bounds_hold_and_beat_the_box():
+    net = _net(11)
+    rng = np.random.default_rng(5)
+    c0, eps = rng.uniform(0.2, 0.8, 6), 0.6
+    reg = ball_region(c0, eps, "1", (0.0, 1.0))
+    dj = OutputConstraint(np.array([[1.0, -1.0, 0.0]]), np.zeros(1))
+    form = build_formulation(net, reg, bound_method="symbolic")
+    box, ball = _Spec(net, (dj,), form.bounds), _Spec(net, (dj,), form.bounds, (c0, eps))
+    args = (torch.from_numpy(reg.lower), torch.from_numpy(reg.upper))
+    splits = [torch.zeros(1, len(v), dtype=torch.int8) for v in box.lower]
+    lower = [v.unsqueeze(0) for v in box.lower]
+    upper = [v.unsqueeze(0) for v in box.upper]
+    alpha = [torch.rand(1, 1, len(v), dtype=torch.float64) for v in box.lower]
+    beta = [torch.zeros(1, 1, len(v), dtype=torch.float64) for v in box.lower]
+    lb_box = box.bound(*args, splits, lower, upper, alpha, beta)[0].item()
+    lb_ball, x_star, _ = ball.bound(*args, splits, lower, upper, alpha, beta)
+    assert lb_ball.item() > lb_box
+    assert np.abs(x_star[0, 0].numpy() - c0).sum() <= eps + 1e-9  # the minimizer is in the ball
+    # Points of the ball: random directions, random radii, clipped to the box (stays inside).
+    d = rng.laplace(size=(20000, 6))
+    xs = np.clip(c0 + d / np.abs(d).sum(1, keepdims=True) * eps * rng.random((20000, 1)), 0, 1)
+    assert np.all(net.forward(xs) @ dj.C.T >= lb_ball.item() - 1e-9)
+    m = _exact_min_region(net, reg, dj)
+    res = bab_verify(
+        net,
+        reg.lower,
+        reg.upper,
+        (OutputConstraint(dj.C, np.array([m - 0.02])),),
+        form.bounds,
+        time.perf_counter() + 60,
+        l1=(c0, eps),
+    )
+    assert res.status == "unsat" and 1e-6 < res.lower_bound <= 0.02 + 1e-9
+    res = bab_verify(
+        net,
+        reg.lower,
+        reg.upper,
+        (OutputConstraint(dj.C, np.array([m + 0.02])),),
+        form.bounds,
+        time.perf_counter() + 3,
+        l1=(c0, eps),
+    )
+    assert res.status != "unsat"
+
+
+def _exact_min_region(net: Network, reg, dj: OutputConstraint) -> float:
+    form = build_formulation(net, reg, bound_method="lp")
+    sr = solve_highs(_disjunct_model(form, dj, net), time_limit=60.0, threads=1)
+    assert sr.status == "optimal"
+    return float(sr.objective)

@@ -41,24 +41,24 @@ def test_loop_and_single_agree_and_witnesses_check(digits, digits_nets, norm, ep
                 assert margin_of(net.forward(r.witness), y, None) > 0
 
 
-@pytest.mark.parametrize("eps", [0.03, 0.08, 0.15])
-def test_branch_and_bound_agrees_with_the_mip(digits, digits_nets, eps):
+@pytest.mark.parametrize(("norm", "eps"), [("inf", 0.03), ("inf", 0.08), ("inf", 0.15), ("1", 1.5)])
+def test_branch_and_bound_agrees_with_the_mip(digits, digits_nets, norm, eps):
     net, model = digits_nets["dense"]
     for i in _correct(digits, net)[:5]:
         x, y = digits.x_test[i], int(digits.y_test[i])
         target = int(np.argsort(net.forward(x))[-2])
-        mip = targeted_attack(net, x, y, target, eps, "inf", time_limit=60, torch_model=model)
+        mip = targeted_attack(net, x, y, target, eps, norm, time_limit=60, torch_model=model)
         assert mip.verdict in ("robust", "adversarial")
         for method in ("bab", "auto"):
             r = targeted_attack(
-                net, x, y, target, eps, "inf", time_limit=60, torch_model=model, method=method
+                net, x, y, target, eps, norm, time_limit=60, torch_model=model, method=method
             )
             assert r.verdict == mip.verdict, (i, method)
             if r.verdict == "adversarial":
-                assert check_witness(net, r.witness, ball_region(x, eps, "inf"), y, target).passed
+                assert check_witness(net, r.witness, ball_region(x, eps, norm), y, target).passed
             elif r.decided_by == "bab":
                 # A proven bound on the max margin, at or above the MIP's optimum.
-                opt = targeted_attack(net, x, y, target, eps, "inf", early_stop=False)
+                opt = targeted_attack(net, x, y, target, eps, norm, early_stop=False)
                 assert r.bound < 0 and r.bound >= opt.margin - 1e-6
 
 
