@@ -181,14 +181,18 @@ class _Spec:
         splits: list[torch.Tensor],
         lower: list[torch.Tensor],
         upper: list[torch.Tensor],
+        start: int = 1,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Re-tighten the pre-activation bounds of layers 1.. in each domain by CROWN, layer by
-        layer, using the split-clamped bounds of the layers before (beta-CROWN's intermediate
-        bounds, without beta). Only the root's unstable neurons are recomputed: a stable
-        neuron's bounds do not enter any relaxation."""
+        """Re-tighten the pre-activation bounds of layers ``start``.. in each domain by CROWN,
+        layer by layer, using the split-clamped bounds of the layers before (beta-CROWN's
+        intermediate bounds, without beta). Only neurons still unsplit and unstable in some
+        domain of the batch are recomputed: a stable neuron's bounds enter no relaxation. A
+        layer up to the shallowest new split is skipped: nothing before it changed since the
+        parent's bounds were computed."""
         lower, upper = list(lower), list(upper)
-        for j in range(1, len(self.w)):
-            rows = self.unstable_rows[j]
+        for j in range(max(start, 1), len(self.w)):
+            open_ = (splits[j] == 0) & (lower[j] < 0.0) & (upper[j] > 0.0)
+            rows = torch.nonzero(open_.any(dim=0)).flatten()
             if rows.numel() == 0:
                 continue
             w = self.w[j][rows]
@@ -362,6 +366,7 @@ def bab_verify(
         return res
 
     sizes = [len(lo) for lo in spec.lower]
+    offsets = torch.tensor(sizes).cumsum(0)  # flat neuron index -> layer via searchsorted
 
     def layered(flat: torch.Tensor) -> list[torch.Tensor]:
         return list(flat.split(sizes, dim=1))
@@ -447,7 +452,8 @@ def bab_verify(
         lo_l = layered(torch.stack([p.lower for p in parents])[rows])
         up_l = layered(torch.stack([p.upper for p in parents])[rows])
         if refine:
-            lo_l, up_l = spec.refine(x_lo, x_hi, layered(splits), lo_l, up_l)
+            first = int(torch.searchsorted(offsets, choice, right=True).min()) + 1
+            lo_l, up_l = spec.refine(x_lo, x_hi, layered(splits), lo_l, up_l, first)
         lb, alpha, beta, x_star, scores = optimize(
             layered(splits), lo_l, up_l, alpha, beta, dj_open, DOMAIN_ITERS
         )
