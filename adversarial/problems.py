@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 from torch import nn
 
-from adversarial.bab import bab_fits, bab_verify
+from adversarial.bab import bab_fits, bab_verify, torch_threads
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
@@ -216,9 +215,7 @@ def _bab_sign(
             found.append(chk)
         return chk.passed
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         br = bab_verify(
             network,
             region.lower,
@@ -230,8 +227,6 @@ def _bab_sign(
             tol=ROBUST_TOL,
             l1=(region.center, region.eps) if region.norm == "1" else None,
         )
-    finally:
-        torch.set_num_threads(before)
     out.bab_time, out.bab_domains = br.time, br.domains
     if br.status == "candidate" and found:
         return "adversarial", found[-1]

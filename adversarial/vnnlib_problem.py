@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 
-from adversarial.bab import BabResult, bab_fits, bab_verify
+from adversarial.bab import BabResult, bab_fits, bab_verify, torch_threads
 from nn2mip.bounds import NetworkBounds, bound_methods
 from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.errors import InvalidInputError
@@ -510,9 +509,7 @@ def _run_bab(
     """Branch and bound on the open disjuncts for ``share`` of the time left, from the
     formulation's (root) bounds, on ``threads`` torch threads."""
     deadline = time.perf_counter() + share * max(clock.left(), 0.0)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return bab_verify(
             network,
             case.lower,
@@ -523,8 +520,6 @@ def _run_bab(
             accept=lambda x: _confirm(network, prop, case, x) is not None,
             tol=UNSAT_TOL,
         )
-    finally:
-        torch.set_num_threads(before)
 
 
 def _solve_disjunct(
