@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 from nn2mip.bounds import NetworkBounds
+from nn2mip.bounds_alpha import alpha_fits as bab_fits
+from nn2mip.bounds_alpha import relaxed_backward
 from nn2mip.highs_backend import solve_highs
 from nn2mip.mip import MipModel
 from nn2mip.network import Network
@@ -93,13 +95,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def bab_fits(network: Network) -> bool:
-    """True for the networks branch and bound handles: one or more ReLU hidden layers and an
-    affine output."""
-    layers = network.layers
-    return len(layers) > 1 and not layers[-1].relu and all(lay.relu for lay in layers[:-1])
 
 
 class _Adam:
@@ -234,53 +229,22 @@ class _Spec:
         want_scores: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """Lower bound of ``lam @ h_{top-1} + const`` (lam (B, R, n)) back through hidden layers
-        ``top-1 .. 0`` to the input box; without alpha, CROWN's adaptive lower slopes."""
-        scores: list[torch.Tensor] | None = [] if want_scores else None
-        for k in range(top - 1, -1, -1):
-            s = splits[k].to(torch.float64)
-            lo = torch.where(s > 0, lower[k].clamp(min=0.0), lower[k])
-            up = torch.where(s < 0, upper[k].clamp(max=0.0), upper[k])
-            active = lo >= 0.0
-            unstable = (lo < 0.0) & (up > 0.0)
-            width = torch.where(unstable, up - lo, torch.ones_like(up))
-            su = torch.where(unstable, up / width, active.to(torch.float64))
-            tu = torch.where(unstable, -su * lo, torch.zeros_like(lo))
-            a = alpha[k] if alpha is not None else (up >= -lo).to(torch.float64).unsqueeze(1)
-            sl = torch.where(unstable.unsqueeze(1), a, active.to(torch.float64).unsqueeze(1))
-            lam_pos, lam_neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
-            const = const + (lam_neg * tu.unsqueeze(1)).sum(-1)
-            if scores is not None:
-                # What the upper line's intercept costs the bound (BaBSR), unsplit unstable only.
-                sc = (-lam_neg * tu.unsqueeze(1)).sum(1)
-                scores.insert(0, torch.where(unstable & (s == 0), sc + 1e-9, -torch.ones_like(sc)))
-            lam_z = lam_pos * sl + lam_neg * su.unsqueeze(1)
-            if beta is not None:
-                lam_z = lam_z - beta[k] * s.unsqueeze(1)
-            const = const + lam_z @ self.b[k]
-            lam = lam_z @ self.w[k]
-        if self.l1 is not None:
-            return (*self._concretize_l1(lam, const, x_lo, x_hi), scores)
-        x_star = torch.where(lam > 0, x_lo, x_hi)
-        lb = const + (lam * x_star).sum(-1)
-        return lb, x_star, scores
-
-    def _concretize_l1(
-        self, lam: torch.Tensor, const: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact ``min lam . x + const`` over the box and ``||x - center||_1 <= eps``: from the
-        center, spend the budget on the coordinates with the largest ``|lam|`` first, each up
-        to its room to the box face (the fractional knapsack), and the minimizing inputs."""
-        assert self.l1 is not None
-        center, eps = self.l1
-        gain = lam.abs()
-        room = torch.where(lam > 0, center - x_lo, x_hi - center).clamp(min=0.0)
-        order = torch.argsort(gain, dim=-1, descending=True)
-        g, r = gain.gather(-1, order), room.gather(-1, order)
-        before = r.cumsum(-1) - r  # room already taken by better coordinates
-        take = torch.minimum((eps - before).clamp(min=0.0), r)
-        lb = const + (lam * center).sum(-1) - (g * take).sum(-1)
-        step = torch.zeros_like(lam).scatter(-1, order, take)
-        return lb, center - torch.sign(lam) * step
+        ``top-1 .. 0`` to the input region; without alpha, CROWN's adaptive lower slopes."""
+        return relaxed_backward(
+            self.w[:top],
+            self.b[:top],
+            lam,
+            const,
+            x_lo,
+            x_hi,
+            lower[:top],
+            upper[:top],
+            splits=splits[:top],
+            alpha=None if alpha is None else alpha[:top],
+            beta=None if beta is None else beta[:top],
+            l1=self.l1,
+            want_scores=want_scores,
+        )
 
 
 def bab_verify(

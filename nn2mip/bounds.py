@@ -95,6 +95,7 @@ def register_bound_method(name: str, fn: BoundMethod) -> None:
 def _load_builtin_methods() -> None:
     """Import the modules that register the tighter methods (they import this module, so they
     cannot be imported at the top of it)."""
+    import nn2mip.bounds_alpha  # noqa: F401
     import nn2mip.bounds_lp  # noqa: F401
     import nn2mip.bounds_symbolic  # noqa: F401
 
