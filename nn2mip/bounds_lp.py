@@ -18,7 +18,8 @@ import highspy
 import numpy as np
 
 from nn2mip.bounds import NetworkBounds, _check_region, register_bound_method
-from nn2mip.bounds_symbolic import _tighten_layer, symbolic_bounds
+from nn2mip.bounds_alpha import alpha_bounds
+from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.formulation import add_region, encode_network
 from nn2mip.highs_backend import _new_highs, to_highs_lp
 from nn2mip.mip import MipModel
@@ -41,7 +42,8 @@ def lp_bounds(
     tighten_output: bool = False,
     mip_time: float | None = None,
 ) -> NetworkBounds:
-    """LP-tightened bounds, starting from ``start`` (default: symbolic bounds).
+    """LP-tightened bounds, starting from ``start`` (default: alpha-CROWN bounds for a ReLU MLP,
+    else symbolic bounds).
 
     ``time_budget`` (seconds) caps the LP phase; neurons not reached keep their symbolic bounds.
     ``tighten_output`` also runs LPs for the last (affine) layer. With ``mip_time``, each layer's
@@ -50,7 +52,10 @@ def lp_bounds(
     """
     _check_region(network, region)
     deadline = time.perf_counter() + time_budget
-    base = start if start is not None else symbolic_bounds(network, region)
+    if start is None:
+        # Alpha-CROWN reaches the deep layers in seconds, where LPs would spend the whole budget.
+        start = alpha_bounds(network, region, time_budget=time_budget / 2)
+    base = start
     lowers = [lo.copy() for lo in base.lower]
     uppers = [hi.copy() for hi in base.upper]
     n_layers = len(network.layers)

@@ -26,6 +26,7 @@ def test_vnncomp_net_bounds_sound_and_nested(norm, eps):
     region = ball_region(rng.random(net.input_size), eps, norm)
     ivl = interval_bounds(net, region)
     sym = compute_bounds(net, region, "symbolic")
+    alp = compute_bounds(net, region, "alpha")
     lp = lp_bounds(net, region, time_budget=1.0)
     zmin = [np.full(lo.shape, np.inf) for lo in ivl.lower]
     zmax = [np.full(lo.shape, -np.inf) for lo in ivl.lower]
@@ -33,10 +34,10 @@ def test_vnncomp_net_bounds_sound_and_nested(norm, eps):
         for k, z in enumerate(net.pre_activations(region.sample(10_000, rng))):
             zmin[k] = np.minimum(zmin[k], z.min(axis=0))
             zmax[k] = np.maximum(zmax[k], z.max(axis=0))
-    for inner, outer in ((sym, ivl), (lp, sym)):
+    for inner, outer in ((sym, ivl), (alp, sym), (lp, sym)):
         for k in range(len(net.layers)):
             assert np.all(inner.lower[k] >= outer.lower[k])
             assert np.all(inner.upper[k] <= outer.upper[k])
-    for b in (ivl, sym, lp):
+    for b in (ivl, sym, alp, lp):
         for k in range(len(net.layers)):
             assert np.all(zmin[k] >= b.lower[k]) and np.all(zmax[k] <= b.upper[k])
