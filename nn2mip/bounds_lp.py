@@ -29,9 +29,6 @@ from nn2mip.region import InputRegion
 # LP optima are only as exact as HiGHS's tolerances (1e-7); widen by more than that.
 _LP_ABS_SLACK = 1e-6
 _LP_REL_SLACK = 1e-7
-# A MIP's dual bound is an LP value at some node: same tolerances, but wider margin anyway.
-_MIP_ABS_SLACK = 1e-5
-_MIP_REL_SLACK = 1e-6
 
 
 def lp_bounds(
@@ -40,15 +37,12 @@ def lp_bounds(
     time_budget: float = 20.0,
     start: NetworkBounds | None = None,
     tighten_output: bool = False,
-    mip_time: float | None = None,
 ) -> NetworkBounds:
     """LP-tightened bounds, starting from ``start`` (default: alpha-CROWN bounds for a ReLU MLP,
     else symbolic bounds).
 
-    ``time_budget`` (seconds) caps the LP phase; neurons not reached keep their symbolic bounds.
-    ``tighten_output`` also runs LPs for the last (affine) layer. With ``mip_time``, each layer's
-    neurons still unstable after its LPs are tightened again by MIPs over the layers before
-    (their binaries kept), at most ``mip_time`` seconds per bound, within the same budget.
+    ``time_budget`` (seconds) caps the LP phase; neurons not reached keep their starting bounds.
+    ``tighten_output`` also runs LPs for the last (affine) layer.
     """
     _check_region(network, region)
     deadline = time.perf_counter() + time_budget
@@ -74,11 +68,7 @@ def lp_bounds(
         if todo.size == 0 or time.perf_counter() >= deadline:
             continue
         _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline)
-        if mip_time is not None and layer.relu:
-            todo = np.flatnonzero((lowers[k] < 0.0) & (uppers[k] > 0.0))
-            if todo.size and time.perf_counter() < deadline:
-                _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline, mip_time)
-    return NetworkBounds(lowers, uppers, "lp" if mip_time is None else "mip")
+    return NetworkBounds(lowers, uppers, "lp")
 
 
 def _tighten_with_lp(
@@ -89,12 +79,8 @@ def _tighten_with_lp(
     k: int,
     todo: np.ndarray,
     deadline: float,
-    mip_time: float | None = None,
 ) -> int:
-    """LP bounds for neurons ``todo`` of layer k, in place; returns the number of solves.
-
-    With ``mip_time`` the earlier layers keep their binaries: each bound is a MIP given at most
-    ``mip_time`` seconds, and its proven dual bound counts even when the solve stops early."""
+    """LP bounds for neurons ``todo`` of layer k, in place; returns the number of LPs solved."""
     model = MipModel()
     if region.norm == "1" and region.center is not None:
         x, sub = _l1_inputs(model, network, region, k)
@@ -103,9 +89,7 @@ def _tighten_with_lp(
     enc = encode_network(model, sub, NetworkBounds(lowers[:k], uppers[:k], "lp"), x)
     model.sense = "min"
     lp = to_highs_lp(model)
-    if mip_time is None or model.num_binaries == 0:
-        lp.integrality_ = []
-        mip_time = None
+    lp.integrality_ = []
     h = _new_highs(False)
     h.setOptionValue("threads", 1)
     h.passModel(lp)
@@ -123,20 +107,14 @@ def _tighten_with_lp(
         mid = 0.5 * (lowers[k][i] + uppers[k][i])
         sides = ("max", "min") if mid < 0.0 else ("min", "max")
         for side in sides:
-            left = deadline - time.perf_counter()
-            if left <= 0:
+            if time.perf_counter() >= deadline:
                 return solves
-            if mip_time is not None:
-                h.setOptionValue("time_limit", min(mip_time, left))
-            value = _solve(h, side, mip_time is not None)
+            value = _solve(h, side)
             solves += 1
             if value is None:
                 continue
             value += offsets[i]
-            if mip_time is None:
-                slack = _LP_ABS_SLACK + _LP_REL_SLACK * abs(value)
-            else:
-                slack = _MIP_ABS_SLACK + _MIP_REL_SLACK * abs(value)
+            slack = _LP_ABS_SLACK + _LP_REL_SLACK * abs(value)
             if side == "min":
                 lowers[k][i] = max(lowers[k][i], value - slack)
             else:
@@ -167,17 +145,12 @@ def _l1_inputs(
     return cols, Network((lifted, *network.layers[1:k]))
 
 
-def _solve(h: highspy.Highs, side: str, mip: bool = False) -> float | None:
-    """Optimal value of the current objective, or None if HiGHS did not prove optimality; for a
-    MIP, the proven dual bound wherever the solve stopped (None if it has none)."""
+def _solve(h: highspy.Highs, side: str) -> float | None:
+    """Optimal value of the current objective, or None if HiGHS did not prove optimality."""
     sense = highspy.ObjSense.kMinimize if side == "min" else highspy.ObjSense.kMaximize
     h.changeObjectiveSense(sense)
     h.run()
-    status = h.getModelStatus()
-    if mip and status in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kTimeLimit):
-        bound = float(h.getInfo().mip_dual_bound)
-        return bound if np.isfinite(bound) else None
-    if status != highspy.HighsModelStatus.kOptimal:
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     return float(h.getInfo().objective_function_value)
 
