@@ -44,8 +44,9 @@ def relaxed_backward(
     l1: tuple[torch.Tensor, float] | None = None,
     want_scores: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
-    """Lower bound of ``lam @ h_{top-1} + const`` over the input region, ``top = len(lam)``'s
-    layer: back through ReLU layers ``top-1 .. 0`` (weights ``w[k]``, biases ``b[k]``).
+    """Lower bound of ``lam @ h + const`` over the input region, where ``h`` is the output of
+    the last of the ReLU layers given (weights ``w[k]``, biases ``b[k]``, ``k < len(lower)``),
+    walking back through them to the input.
 
     Shapes: ``lam`` (B, R, n_top), ``const`` (B, R); ``lower[k]``, ``upper[k]`` (B, n_k)
     pre-activation bounds; ``splits[k]`` (B, n_k) in {-1, 0, +1} (a split ``s z >= 0``,
