@@ -1100,7 +1100,9 @@ def main() -> None:
     if results:
         md = table(results, args.time_limit, args.epochs)
         print(md)
-        if not args.no_write:
+        # Only the report (or a full run) rewrites the section: it is rebuilt from the archs
+        # of this command alone, so a --stage mip run would drop every other row.
+        if not args.no_write and args.stage in ("report", "all"):
             links = []
             for arch in archs:
                 png = plot(results, arch, args.time_limit, RESULTS / f"seed_{arch}.png")
