@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from nn2mip.bounds import NetworkBounds
+from nn2mip.bounds_alpha import Adam, relaxed_backward
 from nn2mip.bounds_alpha import alpha_fits as bab_fits
-from nn2mip.bounds_alpha import relaxed_backward
 from nn2mip.highs_backend import solve_highs
 from nn2mip.mip import MipModel
 from nn2mip.network import Network
@@ -95,24 +95,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-class _Adam:
-    """Adam ascent steps, by hand: ``torch.optim`` pulls in the compiler stack on first use,
-    seconds of import inside a verifier's time budget."""
-
-    def __init__(self, params: list[torch.Tensor], b1: float = 0.9, b2: float = 0.999) -> None:
-        self.params, self.b1, self.b2, self.t = params, b1, b2, 0
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-
-    def ascend(self, grads: tuple[torch.Tensor, ...], lrs: list[float]) -> None:
-        self.t += 1
-        c1, c2 = 1.0 - self.b1**self.t, 1.0 - self.b2**self.t
-        for p, g, m, v, lr in zip(self.params, grads, self.m, self.v, lrs, strict=True):
-            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
-            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
-            p.add_(lr * (m / c1) / ((v / c2).sqrt() + 1e-8))
 
 
 class _Spec:
@@ -291,7 +273,7 @@ def bab_verify(
         beta = [b.detach().clone().requires_grad_(True) for b in beta]
         params = alpha + beta
         lrs = [LR_ALPHA] * len(alpha) + [LR_BETA] * len(beta)
-        adam = _Adam(params)
+        adam = Adam(params)
         best = None
         for it in range(iters + 1):
             last = it == iters or time.perf_counter() > deadline

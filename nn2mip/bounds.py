@@ -92,10 +92,20 @@ def register_bound_method(name: str, fn: BoundMethod) -> None:
     _METHODS[name] = fn
 
 
+def _alpha_bounds(network: Network, region: InputRegion) -> NetworkBounds:
+    """alpha-CROWN (``nn2mip.bounds_alpha``), imported on first use: it needs torch, whose
+    import costs seconds that interval, symbolic and LP bounds do not need."""
+    from nn2mip.bounds_alpha import alpha_bounds
+
+    return alpha_bounds(network, region)
+
+
+register_bound_method("alpha", _alpha_bounds)
+
+
 def _load_builtin_methods() -> None:
     """Import the modules that register the tighter methods (they import this module, so they
     cannot be imported at the top of it)."""
-    import nn2mip.bounds_alpha  # noqa: F401
     import nn2mip.bounds_lp  # noqa: F401
     import nn2mip.bounds_symbolic  # noqa: F401
 

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from nn2mip.bounds import NetworkBounds, _check_region, outward, register_bound_method
+from nn2mip.bounds import NetworkBounds, _check_region, outward
 from nn2mip.bounds_symbolic import symbolic_bounds
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
@@ -27,6 +27,24 @@ from nn2mip.region import InputRegion
 # Adam steps per layer, and their step size on alpha.
 ALPHA_ITERS = 20
 ALPHA_LR = 0.1
+
+
+class Adam:
+    """Adam ascent steps, by hand: ``torch.optim`` pulls in the compiler stack on first use,
+    seconds of import inside a verifier's time budget."""
+
+    def __init__(self, params: list[torch.Tensor], b1: float = 0.9, b2: float = 0.999) -> None:
+        self.params, self.b1, self.b2, self.t = params, b1, b2, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def ascend(self, grads: tuple[torch.Tensor, ...], lrs: list[float]) -> None:
+        self.t += 1
+        c1, c2 = 1.0 - self.b1**self.t, 1.0 - self.b2**self.t
+        for p, g, m, v, lr in zip(self.params, grads, self.m, self.v, lrs, strict=True):
+            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
+            p.add_(lr * (m / c1) / ((v / c2).sqrt() + 1e-8))
 
 
 def relaxed_backward(
@@ -189,8 +207,7 @@ def _optimize_rows(
     ]
     for a in alpha:
         a.requires_grad_(True)
-    m1 = [torch.zeros_like(a) for a in alpha]
-    m2 = [torch.zeros_like(a) for a in alpha]
+    adam = Adam(alpha)
     best = None
     for it in range(iters + 1):
         final = it == iters or (deadline is not None and time.perf_counter() > deadline)
@@ -200,15 +217,9 @@ def _optimize_rows(
         if final:
             break
         grads = torch.autograd.grad(lb.sum(), alpha)
-        with torch.no_grad():  # Adam ascent, projected back onto [0, 1]
-            t = it + 1
-            for a, g, m, v in zip(alpha, grads, m1, m2, strict=True):
-                m.mul_(0.9).add_(g, alpha=0.1)
-                v.mul_(0.999).addcmul_(g, g, value=0.001)
-                a.add_(ALPHA_LR * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8))
+        with torch.no_grad():  # projected back onto [0, 1]
+            adam.ascend(grads, [ALPHA_LR] * len(alpha))
+            for a in alpha:
                 a.clamp_(0.0, 1.0)
     assert best is not None
     return best[0].numpy()
-
-
-register_bound_method("alpha", alpha_bounds)

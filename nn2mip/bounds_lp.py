@@ -18,7 +18,6 @@ import highspy
 import numpy as np
 
 from nn2mip.bounds import NetworkBounds, _check_region, register_bound_method
-from nn2mip.bounds_alpha import alpha_bounds
 from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.formulation import add_region, encode_network
 from nn2mip.highs_backend import _new_highs, to_highs_lp
@@ -48,6 +47,8 @@ def lp_bounds(
     deadline = time.perf_counter() + time_budget
     if start is None:
         # Alpha-CROWN reaches the deep layers in seconds, where LPs would spend the whole budget.
+        from nn2mip.bounds_alpha import alpha_bounds  # torch: only when LP bounds are asked for
+
         start = alpha_bounds(network, region, time_budget=time_budget / 2)
     base = start
     lowers = [lo.copy() for lo in base.lower]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nets_for_bounds import digits, nets, sampled
+from nets_for_bounds import digits, nets
+from test_bounds_symbolic import REGIONS, assert_sound, assert_within
 
 from nn2mip.bounds import compute_bounds
 from nn2mip.bounds_alpha import alpha_bounds
@@ -12,13 +13,6 @@ from nn2mip.formulation import build_formulation
 from nn2mip.highs_backend import solve_highs
 from nn2mip.network import AffineLayer, Network, network_from_arrays
 from nn2mip.region import ball_region, box_region
-
-REGIONS = [("inf", 0.05), ("1", 1.0)]
-
-
-def assert_within(inner, outer):
-    for li, ui, lo, uo in zip(inner.lower, inner.upper, outer.lower, outer.upper, strict=True):
-        assert np.all(li >= lo) and np.all(ui <= uo)
 
 
 @pytest.mark.parametrize("name", ["dense", "pruned", "random"])
@@ -30,9 +24,7 @@ def test_alpha_sound_on_samples_and_within_symbolic(name, norm, eps):
     alp = compute_bounds(net, region, "alpha")
     assert alp.method == "alpha"
     assert_within(alp, sym)
-    zmin, zmax = sampled(name, norm, eps)
-    for a, b, lo, hi in zip(zmin, zmax, alp.lower, alp.upper, strict=True):
-        assert np.all(a >= lo) and np.all(b <= hi)
+    assert_sound(name, norm, eps, alp)
 
 
 def _exact_extremes(net: Network, region, k: int) -> tuple[np.ndarray, np.ndarray]:
