@@ -26,8 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,17 +83,6 @@ class _Domain:
     lower: torch.Tensor  # (N,) float64 pre-activation bounds valid on this domain
     upper: torch.Tensor
     depth: int
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block on ``n`` torch threads, restoring the previous count after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Spec:

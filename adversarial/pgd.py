@@ -16,6 +16,7 @@ import torch
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
+from nn2mip.threads import torch_threads
 
 
 @dataclass
@@ -138,12 +139,8 @@ def pgd_attack(
     Stops at the first candidate that passes ``check_witness``.
     """
     # Batches here are a few rows: intra-op threads only add contention (6x slower on 2 cores).
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _pgd(network, region, label, target, steps, restarts, step_size, seed)
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _pgd(

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from torch import nn
 
-from adversarial.bab import bab_fits, bab_verify, torch_threads
+from adversarial.bab import bab_fits, bab_verify
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
@@ -23,6 +23,7 @@ from nn2mip.highs_backend import SolveResult, solve_highs
 from nn2mip.network import Network
 from nn2mip.region import Norm, ball_region
 from nn2mip.sign import solve_sign
+from nn2mip.threads import torch_threads
 from nn2mip.vnnlib import OutputConstraint
 
 Verdict = Literal["adversarial", "robust", "timeout", "unknown"]

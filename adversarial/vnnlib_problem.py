@@ -23,14 +23,16 @@ from typing import Literal
 
 import numpy as np
 
-from adversarial.bab import BabResult, bab_fits, bab_verify, torch_threads
+from adversarial.bab import BabResult, bab_fits, bab_verify
 from nn2mip.bounds import NetworkBounds, bound_methods
+from nn2mip.bounds_alpha import alpha_fits
 from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
 from nn2mip.highs_backend import SolveResult, solve_highs
 from nn2mip.network import AffineLayer, Network
 from nn2mip.region import box_region
+from nn2mip.threads import torch_threads
 from nn2mip.vnnlib import OutputConstraint, VnnCase, VnnProperty
 
 Result = Literal["sat", "unsat", "timeout", "unknown"]
@@ -114,9 +116,13 @@ class VerifyResult:
         return d
 
 
-def default_bound_method() -> str:
-    """The tightest registered bound method: lp, else symbolic, else interval."""
+def default_bound_method(network: Network | None = None) -> str:
+    """The tightest registered bound method for ``network``: alpha-CROWN for a ReLU MLP (an LP
+    pass on top of it tightened nothing on the VNN-COMP nets and cost up to 20 s), else lp,
+    symbolic or interval, the first registered."""
     available = bound_methods()
+    if network is not None and alpha_fits(network) and "alpha" in available:
+        return "alpha"
     for name in ("lp", "symbolic"):
         if name in available:
             return name
@@ -361,6 +367,27 @@ def verify_property(
 ) -> VerifyResult:
     """Decide whether ``prop`` is violated on ``network`` within ``timeout`` seconds.
 
+    Runs on ``threads`` torch threads throughout (attack, bounds, branch and bound); see
+    ``_verify_property`` for the steps.
+    """
+    with torch_threads(threads):
+        return _verify_property(
+            network, prop, timeout, threads, bound_method, attack, attack_share, method
+        )
+
+
+def _verify_property(
+    network: Network,
+    prop: VnnProperty,
+    timeout: float,
+    threads: int,
+    bound_method: str | None,
+    attack: Attack | None,
+    attack_share: float,
+    method: str,
+) -> VerifyResult:
+    """``verify_property``'s steps.
+
     ``bound_method`` defaults to the tightest registered one; ``attack`` (PGD by default, None to
     skip) gets ``attack_share`` of the timeout, at most ``ATTACK_CAP`` seconds, before the
     bounds; if the bounds leave disjuncts open, it gets a second try on those
@@ -380,7 +407,7 @@ def verify_property(
         )
     check_property_fits(network, prop)
     clock = _Clock(timeout)
-    bounds_name = bound_method or default_bound_method()
+    bounds_name = bound_method or default_bound_method(network)
     res = VerifyResult("unknown", bound_method=bounds_name)
 
     def finish(result: Result, note: str = "") -> VerifyResult:
@@ -451,7 +478,7 @@ def verify_property(
         if open_dj and method != "mip" and bab_fits(network) and clock.left() > 0:
             share = (1.0 if method == "bab" else BAB_SHARE) / (n_cases - ci)
             open_k = [k for k, lb in enumerate(lbs) if lb <= UNSAT_TOL]
-            br = _run_bab(network, prop, case, open_dj, form, clock, share, threads)
+            br = _run_bab(network, prop, case, open_dj, form, clock, share)
             bab_status = br.status
             res.bab_time += br.time
             res.bab_domains += br.domains
@@ -505,22 +532,20 @@ def _run_bab(
     form: Formulation,
     clock: _Clock,
     share: float,
-    threads: int,
 ) -> BabResult:
     """Branch and bound on the open disjuncts for ``share`` of the time left, from the
-    formulation's (root) bounds, on ``threads`` torch threads."""
+    formulation's (root) bounds."""
     deadline = time.perf_counter() + share * max(clock.left(), 0.0)
-    with torch_threads(threads):
-        return bab_verify(
-            network,
-            case.lower,
-            case.upper,
-            open_dj,
-            form.bounds,
-            deadline,
-            accept=lambda x: _confirm(network, prop, case, x) is not None,
-            tol=UNSAT_TOL,
-        )
+    return bab_verify(
+        network,
+        case.lower,
+        case.upper,
+        open_dj,
+        form.bounds,
+        deadline,
+        accept=lambda x: _confirm(network, prop, case, x) is not None,
+        tol=UNSAT_TOL,
+    )
 
 
 def _solve_disjunct(

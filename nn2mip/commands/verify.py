@@ -22,7 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_float, required=True, help="seconds in total")
     p.add_argument("--out", default=None, help="write the result (and counterexample) here")
     p.add_argument("--threads", type=int, default=1, help="HiGHS and torch threads")
-    p.add_argument("--bounds", default=None, help="bound method (default: the tightest available)")
+    p.add_argument(
+        "--bounds",
+        default=None,
+        help="bound method (default: alpha for ReLU MLPs, else the tightest available)",
+    )
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
     p.add_argument(
         "--method",

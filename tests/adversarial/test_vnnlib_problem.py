@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from adversarial.vnnlib_problem import (
     SAT_TOL,
@@ -244,3 +245,36 @@ def test_size_mismatch_and_bad_timeout():
 
 def test_default_bound_method_is_registered():
     assert default_bound_method() in bound_methods()
+
+
+def test_default_bound_method_is_alpha_for_relu_mlps_only():
+    mlp = network_from_arrays([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    relu_out = network_from_arrays(
+        [np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], relu_last=True
+    )
+    assert default_bound_method(mlp) == "alpha"
+    assert default_bound_method(relu_out) == default_bound_method() != "alpha"
+
+
+def test_verify_runs_on_the_given_torch_threads_and_restores_them():
+    """The attack, the bounds and branch and bound all run on ``threads`` torch threads (more
+    threads beside busy cores made alpha-CROWN 10x slower), and the caller's count comes back."""
+    net = network_from_arrays([np.array([[1.0]])], [[0.0]])
+    prop = parse_vnnlib(
+        "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"
+        "(assert (>= X_0 0.0))\n(assert (<= X_0 1.0))\n(assert (>= Y_0 2.0))\n"
+    )
+    seen = []
+
+    def attack(network, lower, upper, disjuncts, budget):
+        seen.append(torch.get_num_threads())
+        return (lower + upper) / 2.0
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        verify_property(net, prop, timeout=5.0, threads=1, attack=attack)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
