@@ -18,7 +18,11 @@ the rest are split on the unstable neuron whose relaxation intercept costs the b
 (BaBSR's intercept score), worst bound first. Each bounded domain also offers the input that
 minimizes its linear bound as a counterexample candidate, re-checked by the caller.
 
-All arithmetic is float64; a disjunct counts as proven when a bound exceeds ``tol``.
+The search runs in ``dtype`` (float32 by default: twice the domains per second on a CPU). A
+float32 bound is not a proof, so every bound that would prove a disjunct is recomputed in
+float64 with the same splits, intermediate bounds and the alpha/beta that gave it, and only that
+float64 value counts; a disjunct counts as proven when it exceeds ``tol``. Intermediate bounds
+are kept and re-tightened in float64.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class BabResult:
 
 @dataclass
 class _Domain:
-    lb: torch.Tensor  # (R,) best row bounds
+    lb: torch.Tensor  # (R,) best row bounds (float64; certified where a disjunct is closed)
     open_dj: torch.Tensor  # (K,) bool: disjuncts not yet proven here
     splits: torch.Tensor  # int8 (N,) over all hidden neurons, in {-1, 0, +1}
     alpha: list[torch.Tensor]  # per hidden layer, float16 (R, n_k)
@@ -86,7 +90,7 @@ class _Domain:
 
 
 class _Spec:
-    """The network with the spec rows folded into its last layer, as float64 tensors."""
+    """The network with the spec rows folded into its last layer, as ``dtype`` tensors."""
 
     def __init__(
         self,
@@ -94,10 +98,12 @@ class _Spec:
         disjuncts: tuple[OutputConstraint, ...],
         bounds: NetworkBounds,
         l1: tuple[np.ndarray, float] | None = None,
+        dtype: torch.dtype = torch.float64,
     ) -> None:
         layers = network.layers
+        self.dtype = dtype
         # An L1 ball (center, radius) intersected with the box, or the box alone.
-        self.l1 = None if l1 is None else (torch.from_numpy(np.asarray(l1[0], np.float64)), l1[1])
+        self.l1 = None if l1 is None else (torch.tensor(np.asarray(l1[0]), dtype=dtype), l1[1])
         if not bab_fits(network):
             raise ValueError("branch and bound needs ReLU hidden layers and an affine output")
         rows_c = [dj.C for dj in disjuncts]
@@ -108,10 +114,11 @@ class _Spec:
         c = np.concatenate(rows_c, axis=0)
         d = np.concatenate(rows_d)
         last = layers[-1]
-        self.w = [torch.from_numpy(layer.weight) for layer in layers[:-1]]
-        self.b = [torch.from_numpy(layer.bias) for layer in layers[:-1]]
-        self.w_spec = torch.from_numpy(c @ last.weight)
-        self.b_spec = torch.from_numpy(c @ last.bias - d)
+        self.w = [torch.tensor(layer.weight, dtype=dtype) for layer in layers[:-1]]
+        self.b = [torch.tensor(layer.bias, dtype=dtype) for layer in layers[:-1]]
+        self.w_spec = torch.tensor(c @ last.weight, dtype=dtype)
+        self.b_spec = torch.tensor(c @ last.bias - d, dtype=dtype)
+        # The root's pre-activation bounds stay float64: they are the certificates' too.
         self.lower = [torch.from_numpy(np.asarray(v, np.float64)) for v in bounds.lower[:-1]]
         self.upper = [torch.from_numpy(np.asarray(v, np.float64)) for v in bounds.upper[:-1]]
         self.unstable_rows = [
@@ -124,7 +131,7 @@ class _Spec:
     def initial_alpha(self) -> list[torch.Tensor]:
         """CROWN's adaptive lower slope, 1 where ``u >= -l``, per row."""
         return [
-            (u >= -lo).double().expand(self.n_rows, -1).clone()
+            (u >= -lo).to(self.dtype).expand(self.n_rows, -1).clone()
             for lo, u in zip(self.lower, self.upper, strict=True)
         ]
 
@@ -147,9 +154,14 @@ class _Spec:
         nb = splits[0].shape[0]
         lam = self.w_spec.expand(nb, -1, -1)  # coefficient on h_{L-2}
         const = self.b_spec.expand(nb, -1)
+        lower, upper = self._cast(lower), self._cast(upper)
+        x_lo, x_hi = x_lo.to(self.dtype), x_hi.to(self.dtype)
         return self._backward(
             lam, const, len(self.w), x_lo, x_hi, splits, lower, upper, alpha, beta, want_scores
         )
+
+    def _cast(self, ts: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [t.to(self.dtype) for t in ts]
 
     def refine(
         self,
@@ -231,6 +243,7 @@ def bab_verify(
     fsb_k: int = FSB_K,
     refine: bool = True,
     l1: tuple[np.ndarray, float] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> BabResult:
     """Prove every disjunct (``max_i (C_i y - d_i) > tol`` on the box) by branch and bound.
 
@@ -238,10 +251,12 @@ def bab_verify(
 
     ``bounds`` must be sound pre-activation bounds over the box (the root's); ``deadline`` is a
     ``time.perf_counter()`` value; ``accept`` re-checks a candidate input (True: a real
-    counterexample, the search stops with status ``"candidate"``).
+    counterexample, the search stops with status ``"candidate"``). ``dtype`` is the search's
+    precision; proofs are always float64.
     """
     t0 = time.perf_counter()
-    spec = _Spec(network, disjuncts, bounds, l1)
+    spec = _Spec(network, disjuncts, bounds, l1, dtype)
+    spec64 = spec if dtype == torch.float64 else _Spec(network, disjuncts, bounds, l1)
     x_lo = torch.from_numpy(np.asarray(lower, np.float64))
     x_hi = torch.from_numpy(np.asarray(upper, np.float64))
     n_layers = len(spec.w)
@@ -249,31 +264,44 @@ def bab_verify(
 
     def proven_dj(lb: torch.Tensor) -> torch.Tensor:
         """(B, K) bool: disjunct proven (its best row bound above tol)."""
-        out = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=torch.float64)
+        out = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=lb.dtype)
         out = out.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
         return out > tol
 
     def optimize(splits, lower, upper, alpha, beta, dj_open, iters):
-        """Tune alpha/beta; returns best lb (B, R), tuned params and the final x*/scores
-        (scores None when every open disjunct got proven on the way)."""
-        open_rows = dj_open[:, spec.row_dj].to(torch.float64)
-        alpha = [a.detach().clone().requires_grad_(True) for a in alpha]
-        beta = [b.detach().clone().requires_grad_(True) for b in beta]
+        """Tune alpha/beta; returns the float64-certified best lb (B, R), the params that gave
+        it and the final x*/scores (scores None when every open disjunct got proven on the way).
+        """
+        open_rows = dj_open[:, spec.row_dj].to(dtype)
+        alpha = [a.detach().to(dtype).requires_grad_(True) for a in alpha]
+        beta = [b.detach().to(dtype).requires_grad_(True) for b in beta]
         params = alpha + beta
         lrs = [LR_ALPHA] * len(alpha) + [LR_BETA] * len(beta)
         adam = Adam(params)
         best = None
+        # Per (domain, row), the params of its best bound: the certificate recomputes it.
+        keep_a = [a.detach().clone() for a in alpha]
+        keep_b = [b.detach().clone() for b in beta]
         for it in range(iters + 1):
             last = it == iters or time.perf_counter() > deadline
             with torch.set_grad_enabled(not last):
                 lb, x_star, scores = spec.bound(
                     x_lo, x_hi, splits, lower, upper, alpha, beta, want_scores=last
                 )
-            best = lb.detach() if best is None else torch.maximum(best, lb.detach())
+            if best is None:
+                best = lb.detach()
+            else:
+                better = (lb.detach() > best).unsqueeze(-1)
+                best = torch.maximum(best, lb.detach())
+                for kept, cur in zip(keep_a + keep_b, alpha + beta, strict=True):
+                    torch.where(better, cur.detach(), kept, out=kept)
             if last:
                 break
             if not bool((dj_open & ~proven_dj(best)).any()):  # all proven: stop tuning
-                return best, alpha, beta, x_star.detach(), None
+                sure = certify(best, splits, lower, upper, keep_a, keep_b, dj_open)
+                if not bool((dj_open & ~proven_dj(sure)).any()):
+                    return sure, keep_a, keep_b, x_star.detach(), None
+                # else only float32 rounding proved it: tune on, to split scores at the end
             # Rows already above tol need no more work; cap their pull on the step.
             gain = (lb.clamp(max=tol * 10) * open_rows).sum()
             grads = torch.autograd.grad(gain, params)
@@ -283,14 +311,36 @@ def bab_verify(
                     a.clamp_(0.0, 1.0)
                 for b in beta:
                     b.clamp_(min=0.0)
-        return best, [a.detach() for a in alpha], [b.detach() for b in beta], x_star, scores
+        best = certify(best, splits, lower, upper, keep_a, keep_b, dj_open)
+        return best, keep_a, keep_b, x_star, scores
+
+    def certify(lb, splits, lower, upper, alpha, beta, dj_open):
+        """``lb`` as float64, recomputed in float64 on the domains where it proves a disjunct
+        still open (the search's float32 value is no proof)."""
+        lb = lb.double()
+        if spec64 is spec:
+            return lb
+        redo = torch.nonzero((dj_open & proven_dj(lb)).any(dim=1)).flatten()
+        if redo.numel():
+            with torch.no_grad():
+                lb[redo] = spec64.bound(
+                    x_lo,
+                    x_hi,
+                    [t[redo] for t in splits],
+                    [t[redo].double() for t in lower],
+                    [t[redo].double() for t in upper],
+                    [t[redo].double() for t in alpha],
+                    [t[redo].double() for t in beta],
+                )[0]
+        return lb
 
     def try_candidates(lb: torch.Tensor, x_star: torch.Tensor) -> np.ndarray | None:
         if accept is None:
             return None
         worst = lb.argmin(dim=1)
-        xs = x_star[torch.arange(len(worst)), worst].numpy()
+        xs = x_star[torch.arange(len(worst)), worst].double().numpy()
         for x in xs[np.argsort(lb.min(dim=1).values.numpy())][:8]:
+            x = np.clip(x, lower, upper)  # a float32 search may round past the box
             if accept(x):
                 return x
         return None
@@ -319,7 +369,7 @@ def bab_verify(
 
     def values(lb: torch.Tensor, open_dj: torch.Tensor) -> torch.Tensor:
         """(B,) the worst open disjunct's best row bound (+inf when none is open)."""
-        per_dj = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=torch.float64)
+        per_dj = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=lb.dtype)
         per_dj = per_dj.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
         return torch.where(open_dj, per_dj, torch.inf).min(dim=1).values
 
@@ -374,7 +424,7 @@ def bab_verify(
         # A domain with no unstable ReLU left is one LP: solve it exactly.
         for i in torch.nonzero(choice < 0).flatten().tolist():
             p = parents[i]
-            proven, x = _leaf_lp(spec, x_lo.numpy(), x_hi.numpy(), p, tol)
+            proven, x = _leaf_lp(spec64, x_lo.numpy(), x_hi.numpy(), p, tol)
             res.domains += 1
             if x is not None and accept is not None and accept(x):
                 res.x = x
@@ -391,15 +441,15 @@ def bab_verify(
         splits = torch.stack([p.splits for p in parents])[rows]
         signs = torch.tensor([1, -1], dtype=torch.int8).repeat(len(parents))
         splits[torch.arange(len(rows)), choice[rows]] = signs
-        alpha = [torch.stack([p.alpha[k] for p in parents])[rows].double() for k in range(n_layers)]
-        beta = [torch.stack([p.beta[k] for p in parents])[rows].double() for k in range(n_layers)]
+        alpha = [torch.stack([p.alpha[k] for p in parents])[rows] for k in range(n_layers)]
+        beta = [torch.stack([p.beta[k] for p in parents])[rows] for k in range(n_layers)]
         parent_lb = torch.stack([p.lb for p in parents])[rows]
         dj_open = torch.stack([p.open_dj for p in parents])[rows]
         lo_l = layered(torch.stack([p.lower for p in parents])[rows])
         up_l = layered(torch.stack([p.upper for p in parents])[rows])
         if refine:
             first = int(torch.searchsorted(offsets, choice, right=True).min()) + 1
-            lo_l, up_l = spec.refine(x_lo, x_hi, layered(splits), lo_l, up_l, first)
+            lo_l, up_l = spec64.refine(x_lo, x_hi, layered(splits), lo_l, up_l, first)
         lb, alpha, beta, x_star, scores = optimize(
             layered(splits), lo_l, up_l, alpha, beta, dj_open, DOMAIN_ITERS
         )
@@ -455,13 +505,15 @@ def _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k) -> torch.T
     signs = torch.tensor([1, -1], dtype=torch.int8).repeat(n_p * k)
     splits[torch.arange(len(rows)), cols] = signs
     n_layers = len(parents[0].alpha)
-    alpha = [torch.stack([p.alpha[j] for p in parents])[rows].double() for j in range(n_layers)]
-    beta = [torch.stack([p.beta[j] for p in parents])[rows].double() for j in range(n_layers)]
+    alpha = [
+        torch.stack([p.alpha[j] for p in parents])[rows].to(spec.dtype) for j in range(n_layers)
+    ]
+    beta = [torch.stack([p.beta[j] for p in parents])[rows].to(spec.dtype) for j in range(n_layers)]
     with torch.no_grad():
         lo_l = layered(torch.stack([p.lower for p in parents])[rows])
         up_l = layered(torch.stack([p.upper for p in parents])[rows])
         lb = spec.bound(x_lo, x_hi, layered(splits), lo_l, up_l, alpha, beta)[0]
-    lb = torch.maximum(lb, torch.stack([p.lb for p in parents])[rows])
+    lb = torch.maximum(lb.double(), torch.stack([p.lb for p in parents])[rows])
     dj_open = torch.stack([p.open_dj for p in parents])[rows]
     v = values(lb, dj_open).clamp(max=1e9).view(n_p, k, 2)
     score = v.min(dim=2).values + 1e-3 * v.max(dim=2).values

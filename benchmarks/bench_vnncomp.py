@@ -287,7 +287,7 @@ def main() -> int:
     ap.add_argument(
         "--bounds",
         default=None,
-        help="bound method (default: alpha for ReLU MLPs, else the tightest available)",
+        help="bound method (default: the tightest available, lp)",
     )
     ap.add_argument("--out", type=Path, default=OUT / "vnncomp_mnist_fc.csv")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown table")

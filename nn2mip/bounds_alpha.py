@@ -9,7 +9,8 @@ layers before; every evaluated bound is valid, so the best one seen per row is k
 networks this tightens the later layers far beyond CROWN at a fraction of an LP pass's cost.
 
 ``relaxed_backward`` is the shared backward pass (also branch and bound's, with split
-constraints and their multipliers). Float64 throughout; results are rounded outward.
+constraints and their multipliers), in the dtype of its tensors. The bounds here are float64
+and rounded outward.
 """
 
 from __future__ import annotations
@@ -79,16 +80,16 @@ def relaxed_backward(
         lo, up = lower[k], upper[k]
         s = None
         if splits is not None:
-            s = splits[k].to(torch.float64)
+            s = splits[k].to(lo.dtype)
             lo = torch.where(s > 0, lo.clamp(min=0.0), lo)
             up = torch.where(s < 0, up.clamp(max=0.0), up)
         active = lo >= 0.0
         unstable = (lo < 0.0) & (up > 0.0)
         width = torch.where(unstable, up - lo, torch.ones_like(up))
-        su = torch.where(unstable, up / width, active.to(torch.float64))
+        su = torch.where(unstable, up / width, active.to(lo.dtype))
         tu = torch.where(unstable, -su * lo, torch.zeros_like(lo))
-        a = alpha[k] if alpha is not None else (up >= -lo).to(torch.float64).unsqueeze(1)
-        sl = torch.where(unstable.unsqueeze(1), a, active.to(torch.float64).unsqueeze(1))
+        a = alpha[k] if alpha is not None else (up >= -lo).to(lo.dtype).unsqueeze(1)
+        sl = torch.where(unstable.unsqueeze(1), a, active.to(lo.dtype).unsqueeze(1))
         lam_pos, lam_neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
         const = const + (lam_neg * tu.unsqueeze(1)).sum(-1)
         if scores is not None:

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--bounds",
         default=None,
-        help="bound method (default: alpha for ReLU MLPs, else the tightest available)",
+        help="bound method (default: the tightest available, lp)",
     )
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
     p.add_argument(

@@ -166,3 +166,45 @@ def _exact_min_region(net: Network, reg, dj: OutputConstraint) -> float:
     sr = solve_highs(_disjunct_model(form, dj, net), time_limit=60.0, threads=1)
     assert sr.status == "optimal"
     return float(sr.objective)
+
+
+def _root_bound(net, form, dj, lo, hi, dtype) -> float:
+    """The spec's bound at the root with CROWN's slopes and no splits, in ``dtype``."""
+    spec = _Spec(net, (dj,), form.bounds, dtype=dtype)
+    n = [len(v) for v in spec.lower]
+    splits = [torch.zeros(1, k, dtype=torch.int8) for k in n]
+    alpha = [a.unsqueeze(0) for a in spec.initial_alpha()]
+    lower = [v.unsqueeze(0) for v in spec.lower]
+    upper = [v.unsqueeze(0) for v in spec.upper]
+    beta = [a * 0 for a in alpha]
+    x = torch.from_numpy(lo), torch.from_numpy(hi)
+    return spec.bound(*x, splits, lower, upper, alpha, beta)[0].item()
+
+
+def test_a_float32_bound_never_proves_what_float64_does_not():
+    """Large activations make float32 bounds off by about 1e-3: a property false by less than
+    that can look proven in float32, and the float64 certificate must refuse it."""
+    c = np.array([[1.0, -1.0]])
+    lo, hi = -np.ones(4), np.ones(4)
+    found = None
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        w1, b1 = rng.normal(size=(8, 4)), np.full(8, 1e4) + rng.normal(size=8)  # all active
+        net = network_from_arrays([w1, rng.normal(size=(2, 8)) / 3.0], [b1, rng.normal(size=2)])
+        form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+        m64 = _root_bound(net, form, OutputConstraint(c, np.zeros(1)), lo, hi, torch.float64)
+        for t in np.linspace(1e-5, 4e-3, 40):  # the property is violated by t
+            dj = OutputConstraint(c, np.array([m64 + t]))
+            if _root_bound(net, form, dj, lo, hi, torch.float32) > 0.0:
+                found = net, form, dj, m64
+                break
+        if found:
+            break
+    assert found, "no float32 overestimate found"
+    net, form, false_dj, m64 = found
+    assert abs(m64 - _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))) < 1e-6
+    for dtype in (torch.float32, torch.float64):
+        res = bab_verify(
+            net, lo, hi, (false_dj,), form.bounds, time.perf_counter() + 10, tol=0.0, dtype=dtype
+        )
+        assert res.status != "unsat" and res.proven == [False]

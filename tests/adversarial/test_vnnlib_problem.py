@@ -247,15 +247,6 @@ def test_default_bound_method_is_registered():
     assert default_bound_method() in bound_methods()
 
 
-def test_default_bound_method_is_alpha_for_relu_mlps_only():
-    mlp = network_from_arrays([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
-    relu_out = network_from_arrays(
-        [np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], relu_last=True
-    )
-    assert default_bound_method(mlp) == "alpha"
-    assert default_bound_method(relu_out) == default_bound_method() != "alpha"
-
-
 def test_verify_runs_on_the_given_torch_threads_and_restores_them():
     """The attack, the bounds and branch and bound all run on ``threads`` torch threads (more
     threads beside busy cores made alpha-CROWN 10x slower), and the caller's count comes back."""
