@@ -262,11 +262,14 @@ def bab_verify(
     n_layers = len(spec.w)
     res = BabResult("timeout", [False] * spec.n_dj, -np.inf)
 
+    def per_disjunct(lb: torch.Tensor) -> torch.Tensor:
+        """(B, K): each disjunct's best row bound (a disjunct holds if any of its rows does)."""
+        out = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=lb.dtype)
+        return out.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
+
     def proven_dj(lb: torch.Tensor) -> torch.Tensor:
         """(B, K) bool: disjunct proven (its best row bound above tol)."""
-        out = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=lb.dtype)
-        out = out.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
-        return out > tol
+        return per_disjunct(lb) > tol
 
     def optimize(splits, lower, upper, alpha, beta, dj_open, iters):
         """Tune alpha/beta; returns the float64-certified best lb (B, R), the params that gave
@@ -369,9 +372,7 @@ def bab_verify(
 
     def values(lb: torch.Tensor, open_dj: torch.Tensor) -> torch.Tensor:
         """(B,) the worst open disjunct's best row bound (+inf when none is open)."""
-        per_dj = torch.full((lb.shape[0], spec.n_dj), -torch.inf, dtype=lb.dtype)
-        per_dj = per_dj.scatter_reduce(1, spec.row_dj.expand(lb.shape[0], -1), lb, "amax")
-        return torch.where(open_dj, per_dj, torch.inf).min(dim=1).values
+        return torch.where(open_dj, per_disjunct(lb), torch.inf).min(dim=1).values
 
     # Root.
     n_all = sum(sizes)

@@ -193,7 +193,7 @@ def _validate_spec(spec: BatchSpec) -> None:
         raise InvalidInputError(f"threads must be >= 1, got {spec.threads}")
     if spec.pgd_steps < 1 or spec.pgd_restarts < 1:
         raise InvalidInputError("PGD steps and restarts must be >= 1")
-    from adversarial.problems import METHODS
+    from adversarial.methods import METHODS
 
     if spec.method not in METHODS:
         raise InvalidInputError(f"unknown method {spec.method!r}; choose from {', '.join(METHODS)}")

@@ -15,6 +15,7 @@ import numpy as np
 from torch import nn
 
 from adversarial.bab import bab_fits, bab_verify
+from adversarial.methods import METHODS
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
@@ -35,9 +36,6 @@ FOUND_TOL = 1e-6
 # The HiGHS cutoff for "robust" sits ten times further out than ROBUST_TOL: HiGHS prunes nodes
 # within its own absolute gap (1e-6) of a cutoff, and that slack must never hide a positive margin.
 CUTOFF = 10 * ROBUST_TOL
-# What answers the sign question after the bounds: "mip", "bab" (branch and bound over ReLU
-# splits, ``adversarial.bab``) or "auto" (branch and bound first, then the MIP).
-METHODS = ("mip", "bab", "auto")
 # In "auto", branch and bound's share of the time limit; its budget when there is no limit.
 BAB_SHARE = 0.6
 BAB_BUDGET = 60.0

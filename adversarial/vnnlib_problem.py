@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from adversarial.bab import BabResult, bab_fits, bab_verify
+from adversarial.methods import METHODS
 from nn2mip.bounds import NetworkBounds, bound_methods
 from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.errors import InvalidInputError
@@ -53,8 +54,6 @@ SECOND_ATTACK_SHARE = 0.1
 SECOND_ATTACK_CAP = 20.0
 # Output-diversified sign steps before PGD's random restarts (``odi_points``).
 ODI_STEPS = 5
-# What settles the disjuncts the bounds leave open (see ``verify_property``).
-METHODS = ("auto", "bab", "mip")
 # In "auto", the share of the time left that branch and bound gets before the MIPs: on the
 # VNN-COMP mnist_fc run the MIPs after it decided none of the instances it left open.
 BAB_SHARE = 0.85

@@ -61,6 +61,7 @@ def main() -> None:
     )
     ap.add_argument("--hard", nargs="*", default=HARD, help="more instances, as net/prop")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--note", default="", help="a paragraph to add under the tables")
     args = ap.parse_args()
     torch.set_num_threads(1)
     lines, per = [], {v: [] for v in VARIANTS}
@@ -108,6 +109,8 @@ def main() -> None:
         "| instance | " + " | ".join(VARIANTS) + " |",
         "|---|" + "---|" * len(VARIANTS),
         *lines,
+        "",
+        args.note,
     ]
     write_section("Branch and bound: float32 search (issue 8)", "\n".join(body), args.out)
 

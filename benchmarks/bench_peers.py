@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adversarial.batch import BatchSpec  # noqa: E402
+from adversarial.methods import METHODS  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from benchmarks.peers import report  # noqa: E402
 from benchmarks.peers.instances import SUITES, Instance, Suite  # noqa: E402
@@ -324,7 +325,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--method",
-        choices=["mip", "auto", "bab"],
+        choices=METHODS,
         default="mip",
         help="nn2mip (highspy) sign runs: MIP only, branch and bound then MIP (auto), or "
         "branch and bound only",

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adversarial.methods import METHODS  # noqa: E402
 from adversarial.vnnlib_problem import verify_property  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
@@ -281,9 +282,7 @@ def main() -> int:
     ap.add_argument("--timeout-cap", type=float, default=None, help="lower the official timeouts")
     ap.add_argument("--limit", type=int, default=None, help="run at most N new instances")
     ap.add_argument("--threads", type=int, default=1, help="HiGHS and torch threads")
-    ap.add_argument(
-        "--method", choices=["auto", "bab", "mip"], default="auto", help="see verify_property"
-    )
+    ap.add_argument("--method", choices=METHODS, default="auto", help="see verify_property")
     ap.add_argument(
         "--bounds",
         default=None,

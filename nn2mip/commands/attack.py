@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from adversarial.methods import METHODS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -39,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-pgd", action="store_true", help="skip the PGD attack (MIP only)")
     p.add_argument(
         "--method",
-        choices=["mip", "auto", "bab"],
+        choices=METHODS,
         default="mip",
         help="targeted and seed problems on inf-norm balls: MIP, branch and bound then MIP "
         "(auto), or branch and bound only",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adversarial.methods import METHODS
 from nn2mip.commands.common import positive_float, print_json
 
 
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
     p.add_argument(
         "--method",
-        choices=["auto", "bab", "mip"],
+        choices=METHODS,
         default="auto",
         help="what settles the disjuncts the bounds leave open: branch and bound, then MIPs "
         "(auto), branch and bound only, or one HiGHS MIP per disjunct",
