@@ -1,0 +1,73 @@
+"""Seed experiment: unstable neurons (MIP binaries) and bound time, symbolic vs alpha bounds.
+
+Bounds only, no MIP: for the cached dense and chosen "best" nets of 2x50, 2x100 and 2x200,
+the median over the L1 balls of radius 5 (within [0, 1]) around the first ``--images`` MNIST
+test images of the unstable hidden neurons (total and per layer) and of the bound time.
+
+    PYTHONPATH=. python benchmarks/seed_bounds_compare.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.seed_experiment import MNIST, dense_path, load_data, pruned_path  # noqa: E402
+from nn2mip.bounds import compute_bounds  # noqa: E402
+from nn2mip.region import ball_region  # noqa: E402
+from nn2mip.serialize import load_network  # noqa: E402
+
+# The chosen "best" configurations of the seed table.
+CHOSEN = {
+    "2x50": "n0.3_w0.7_rs0.2_ft20d",
+    "2x100": "n0.2_w0.5_rs0.3_ft10d_lr0.02",
+    "2x200": "n0.5_w0.7_rs0.2_ft10d_lr0.02",
+}
+
+
+def main() -> None:
+    """Print the Markdown table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--methods", nargs=2, default=["symbolic", "alpha"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    xs = load_data(MNIST)[2][: args.images]
+    a, b = args.methods
+    print(
+        f"| arch | net | {a} unstable: median (per layer) | {b} unstable: median (per layer) "
+        f"| median bound time s, {a} / {b} |\n|---|---|---|---|---|"
+    )
+    for arch, tag in CHOSEN.items():
+        nets = {"dense": dense_path(arch, 50, 0), "best": pruned_path(arch, "best", tag, 50, 0)}
+        for name, path in nets.items():
+            if not path.is_file():
+                continue
+            net = load_network(path)
+            cells = []
+            for method in (a, b):
+                counts, times = [], []
+                for x in xs:
+                    t0 = time.perf_counter()
+                    bounds = compute_bounds(net, ball_region(x, 5.0, "1"), method)
+                    times.append(time.perf_counter() - t0)
+                    counts.append(bounds.unstable_counts(net)[:-1])  # hidden layers only
+                c = np.array(counts)
+                per = ", ".join(f"{np.median(c[:, k]):g}" for k in range(c.shape[1]))
+                cells.append((f"{np.median(c.sum(1)):g} ({per})", float(np.median(times))))
+            print(
+                f"| {arch} | {name} | {cells[0][0]} | {cells[1][0]} | "
+                f"{cells[0][1]:.2f} / {cells[1][1]:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
