@@ -170,6 +170,7 @@ def targeted_attack(
         bounds_time=form.bounds_time,
         build_time=form.build_time,
     )
+    mip_limit = time_limit
     if method != "mip" and early_stop and bab_fits(network):
         share = 1.0 if method == "bab" else BAB_SHARE
         left = _remaining(time_limit, t0)
@@ -179,7 +180,8 @@ def targeted_attack(
             out.decided_by = "bab"
             _finish(out, verdict, chk, "", None, t0)
             return out
-    res = _solve_sign(form, time_limit, threads, early_stop)
+        mip_limit = _remaining(time_limit, t0)  # the MIP gets what branch and bound left
+    res = _solve_sign(form, mip_limit, threads, early_stop)
     _record(out, res)
     verdict, chk, note = _judge(res, form, network, label, target, torch_model)
     if verdict == "unknown" and early_stop and note.startswith("MIP witness failed"):
@@ -376,7 +378,7 @@ def _untargeted_single(
     model.add_rows(np.zeros(m), s, np.ones(m), 1.0, 1.0, n=1)
     model.set_objective(np.array([t]), np.array([1.0]), "max")
     out.stats = form.stats()
-    res = _solve_sign(form, time_limit, threads, early_stop)
+    res = _solve_sign(form, mip_limit, threads, early_stop)
     _record(out, res)
     verdict, chk, note = _judge(res, form, network, label, None, torch_model)
     _finish(out, verdict, chk, note, res, t0)

@@ -550,7 +550,8 @@ def run_mips_batch(
         time_limit=time_limit,
         threads=1,
         pgd=False,
-        bound_method=bound_method,
+        bound_method=bound_method.partition("+")[0],
+        method=bound_method.partition("+")[2] or "mip",
     )
     run_batch(spec, db, jobs=1, executor="inline", progress=False)
     return mirror_batch_rows(name, path, indices, time_limit, bound_method, store)
@@ -694,7 +695,8 @@ def net_file(name: str, args: argparse.Namespace) -> Path | None:
 
 def size_stats(net: Network, xte: np.ndarray, i: int, bound_method: str) -> dict:
     """Binaries / nonzeros of the seed formulation at test image ``i``."""
-    form = build_formulation(net, ball_region(xte[i], 5.0, "1"), bound_method=bound_method)
+    bounds = bound_method.partition("+")[0]  # "alpha+auto": the bounds part
+    form = build_formulation(net, ball_region(xte[i], 5.0, "1"), bound_method=bounds)
     return form.stats().as_dict()
 
 
@@ -997,7 +999,12 @@ def main() -> None:
         help="table over the first N images only for ARCH (when its runs could not finish)",
     )
     ap.add_argument("--time-limit", type=float, default=600.0)
-    ap.add_argument("--bound-method", default="symbolic", help="interval, symbolic or lp")
+    ap.add_argument(
+        "--bound-method",
+        default="symbolic",
+        help="interval, symbolic, alpha or lp; 'B+auto' or 'B+bab' (batch engine only): bounds B "
+        "and branch and bound before (or instead of) the MIP, a separate cache key",
+    )
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)
     ap.add_argument(

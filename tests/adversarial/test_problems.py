@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,28 @@ def test_bad_arguments(digits, digits_nets):
         targeted_attack(net, x, 3, 4, 0.1, method="simplex")
     with pytest.raises(InvalidInputError, match="label"):
         untargeted_attack(net, x, 12, 0.1)
+
+
+def test_auto_gives_the_mip_only_what_branch_and_bound_left(digits, digits_nets, monkeypatch):
+    """With "auto", an undecided branch and bound's time counts against the instance's limit."""
+    import adversarial.problems as problems
+
+    net, model = digits_nets["dense"]
+    i = _correct(digits, net)[0]
+    x, y = digits.x_test[i], int(digits.y_test[i])
+    target = int(np.argsort(net.forward(x))[-2])
+    limits = []
+    real_solve = problems._solve_sign
+
+    def slow_bab(out, network, form, label, target, torch_model, budget, threads):
+        time.sleep(budget)  # used its whole share, decided nothing
+        return "timeout", None
+
+    def spy(form, time_limit, threads, early_stop):
+        limits.append(time_limit)
+        return real_solve(form, time_limit, threads, early_stop)
+
+    monkeypatch.setattr(problems, "_bab_sign", slow_bab)
+    monkeypatch.setattr(problems, "_solve_sign", spy)
+    targeted_attack(net, x, y, target, 0.05, "inf", time_limit=2.0, method="auto")
+    assert limits and limits[0] <= 2.0 * (1 - problems.BAB_SHARE) + 0.05
