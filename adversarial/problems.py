@@ -378,7 +378,7 @@ def _untargeted_single(
     model.add_rows(np.zeros(m), s, np.ones(m), 1.0, 1.0, n=1)
     model.set_objective(np.array([t]), np.array([1.0]), "max")
     out.stats = form.stats()
-    res = _solve_sign(form, mip_limit, threads, early_stop)
+    res = _solve_sign(form, time_limit, threads, early_stop)
     _record(out, res)
     verdict, chk, note = _judge(res, form, network, label, None, torch_model)
     _finish(out, verdict, chk, note, res, t0)
