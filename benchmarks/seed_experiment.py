@@ -522,6 +522,13 @@ def sqlite_path(time_limit: float, bound_method: str) -> Path:
     return OUT / f"results_tl{time_limit:g}_{bound_method}.sqlite"
 
 
+def engine(tag: str) -> dict[str, str]:
+    """A ``--bound-method`` tag as solver settings: "alpha" -> alpha bounds and the MIP,
+    "alpha+auto" -> alpha bounds and branch and bound before the MIP."""
+    bounds, _, method = tag.partition("+")
+    return {"bound_method": bounds, "method": method or "mip"}
+
+
 def run_mips_batch(
     name: str,
     path: Path,
@@ -550,8 +557,7 @@ def run_mips_batch(
         time_limit=time_limit,
         threads=1,
         pgd=False,
-        bound_method=bound_method.partition("+")[0],
-        method=bound_method.partition("+")[2] or "mip",
+        **engine(bound_method),
     )
     run_batch(spec, db, jobs=1, executor="inline", progress=False)
     return mirror_batch_rows(name, path, indices, time_limit, bound_method, store)
@@ -695,7 +701,7 @@ def net_file(name: str, args: argparse.Namespace) -> Path | None:
 
 def size_stats(net: Network, xte: np.ndarray, i: int, bound_method: str) -> dict:
     """Binaries / nonzeros of the seed formulation at test image ``i``."""
-    bounds = bound_method.partition("+")[0]  # "alpha+auto": the bounds part
+    bounds = engine(bound_method)["bound_method"]
     form = build_formulation(net, ball_region(xte[i], 5.0, "1"), bound_method=bounds)
     return form.stats().as_dict()
 
