@@ -128,3 +128,35 @@ def test_auto_gives_the_mip_only_what_branch_and_bound_left(digits, digits_nets,
     monkeypatch.setattr(problems, "_solve_sign", spy)
     targeted_attack(net, x, y, target, 0.05, "inf", time_limit=2.0, method="auto")
     assert limits and limits[0] <= 2.0 * (1 - problems.BAB_SHARE) + 0.05
+
+
+@pytest.mark.parametrize("target", [None, 1])
+def test_attack_bounds_run_on_the_given_torch_threads(monkeypatch, target):
+    """Both attacks compute their bounds on ``threads`` torch threads and restore the count."""
+    import torch
+
+    import adversarial.problems as problems
+    from nn2mip.network import network_from_arrays
+
+    seen = []
+    real = problems.build_formulation
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(problems, "build_formulation", spy)
+    net = network_from_arrays([np.eye(2), np.array([[1.0, -1.0], [-1.0, 1.0]])], [[0, 0], [0, 0]])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = np.array([0.8, 0.2])
+        if target is None:
+            r = untargeted_attack(net, x, 0, 0.05, "inf", time_limit=10, threads=1)
+        else:
+            r = targeted_attack(net, x, 0, target, 0.05, "inf", time_limit=10, threads=1)
+        assert r.verdict == "robust"
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
