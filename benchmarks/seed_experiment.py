@@ -1008,7 +1008,7 @@ def main() -> None:
     ap.add_argument(
         "--bound-method",
         default="symbolic",
-        help="interval, symbolic, alpha or lp; 'B+auto' or 'B+bab' (batch engine only): bounds B "
+        help="interval, symbolic, alpha, lp or mip; 'B+auto' or 'B+bab' (batch engine only): bounds B "
         "and branch and bound before (or instead of) the MIP, a separate cache key",
     )
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
