@@ -1,11 +1,13 @@
-"""Root bounds on the VNN-COMP mnist_fc nets: symbolic vs alpha-CROWN vs LP, side by side.
+"""Root bounds on the VNN-COMP mnist_fc nets: symbolic vs alpha-CROWN vs LP vs MIP, side by side.
 
 For the first ``--instances`` eps-0.05 properties of each network that hold officially (their
 first input box):
 time to compute the bounds, unstable neurons left (all layers), and the lower bound branch and
 bound reaches in ``--bab`` seconds from them (the worst open disjunct; > 0 proves the property).
 "lp (old)" is the LP pass from symbolic bounds as verify used it until 2026-11-29, "lp" the
-current one, which starts from alpha-CROWN's bounds. Writes a section of BENCHMARKS.md.
+current one, which starts from alpha-CROWN's bounds; "mip" tightens LP's bounds by a MIP per
+unstable neuron (``MIP_BUDGET`` s in all, including its LP start, at most 1 s per neuron and
+side). Writes a section of BENCHMARKS.md.
 
     PYTHONPATH=. python benchmarks/bench_deep_bounds.py [--instances 3] [--bab 10]
 """
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from adversarial.bab import bab_verify  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.bounds_alpha import alpha_bounds  # noqa: E402
-from nn2mip.bounds_lp import lp_bounds  # noqa: E402
+from nn2mip.bounds_lp import lp_bounds, mip_bounds  # noqa: E402
 from nn2mip.bounds_symbolic import symbolic_bounds  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
 from nn2mip.region import box_region  # noqa: E402
@@ -37,11 +39,13 @@ from nn2mip.vnnlib import load_vnnlib  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "vnncomp_mnist_fc"
 LP_BUDGET = 20.0  # what verify gives the LP pass
+MIP_BUDGET = 60.0  # mip_bounds' default
 METHODS = {
     "symbolic": lambda net, reg: symbolic_bounds(net, reg),
     "alpha": lambda net, reg: alpha_bounds(net, reg),
     "lp (old)": lambda net, reg: lp_bounds(net, reg, LP_BUDGET, start=symbolic_bounds(net, reg)),
     "lp": lambda net, reg: lp_bounds(net, reg, LP_BUDGET),
+    "mip": lambda net, reg: mip_bounds(net, reg, MIP_BUDGET, neuron_time=1.0),
 }
 
 

@@ -1008,8 +1008,8 @@ def main() -> None:
     ap.add_argument(
         "--bound-method",
         default="symbolic",
-        help="interval, symbolic, alpha, lp or mip; 'B+auto' or 'B+bab' (batch engine only): bounds B "
-        "and branch and bound before (or instead of) the MIP, a separate cache key",
+        help="interval, symbolic, alpha, lp or mip; 'B+auto' or 'B+bab' (batch engine only): "
+        "bounds B and branch and bound before (or instead of) the MIP, a separate cache key",
     )
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)

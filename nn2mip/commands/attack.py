@@ -48,7 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--pgd-steps", type=int, default=40)
     p.add_argument("--pgd-restarts", type=int, default=8)
-    p.add_argument("--bounds", default="symbolic", help="interval, symbolic (default), alpha, lp or mip")
+    p.add_argument(
+        "--bounds", default="symbolic", help="interval, symbolic (default), alpha, lp or mip"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

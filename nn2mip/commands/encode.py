@@ -21,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--eps", type=nonneg_float, required=True, help="ball radius")
     p.add_argument("--norm", choices=["inf", "1"], default="inf")
     p.add_argument("--domain", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"))
-    p.add_argument("--bounds", default="symbolic", help="interval, symbolic (default), alpha, lp or mip")
+    p.add_argument(
+        "--bounds", default="symbolic", help="interval, symbolic (default), alpha, lp or mip"
+    )
     p.add_argument("--label", type=int, default=None, help="true class (objective label)")
     p.add_argument(
         "--target", type=int, default=None, help="objective: maximize y[target] - y[label]"
