@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.seed_experiment import MNIST, dense_path, load_data, pruned_path  # noqa: E402
-from nn2mip.bounds import compute_bounds  # noqa: E402
-from nn2mip.region import ball_region  # noqa: E402
+from benchmarks.seed_experiment import (  # noqa: E402
+    MNIST,
+    dense_path,
+    load_data,
+    pruned_path,
+    unstable_profile,
+)
 from nn2mip.serialize import load_network  # noqa: E402
 
 # The chosen "best" configurations of the seed table.
@@ -53,13 +56,7 @@ def main() -> None:
             net = load_network(path)
             cells = []
             for method in (a, b):
-                counts, times = [], []
-                for x in xs:
-                    t0 = time.perf_counter()
-                    bounds = compute_bounds(net, ball_region(x, 5.0, "1"), method)
-                    times.append(time.perf_counter() - t0)
-                    counts.append(bounds.unstable_counts(net)[:-1])  # hidden layers only
-                c = np.array(counts)
+                c, times = unstable_profile(net, xs, method)
                 per = ", ".join(f"{np.median(c[:, k]):g}" for k in range(c.shape[1]))
                 cells.append((f"{np.median(c.sum(1)):g} ({per})", float(np.median(times))))
             print(
