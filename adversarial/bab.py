@@ -55,6 +55,8 @@ BATCH = 128
 MAX_DOMAINS = 40_000
 # Candidates per domain for filtered smart branching (1: BaBSR's pick alone).
 FSB_K = 4
+FSB_REFINE = False
+FSB_PER_LAYER = 0
 
 
 @dataclass
@@ -421,7 +423,9 @@ def bab_verify(
         if len(queue) > max_domains:
             return finish("unknown", queue)
         parents = [heapq.heappop(queue)[2] for _ in range(min(batch // 2, len(queue)))]
-        choice = _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k)
+        choice = _choose_splits(
+            spec, parents, x_lo, x_hi, layered, values, fsb_k, FSB_REFINE, offsets
+        )
         # A domain with no unstable ReLU left is one LP: solve it exactly.
         for i in torch.nonzero(choice < 0).flatten().tolist():
             p = parents[i]
@@ -488,15 +492,25 @@ def bab_verify(
     return finish("unsat", queue)
 
 
-def _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k) -> torch.Tensor:
+def _choose_splits(
+    spec, parents, x_lo, x_hi, layered, values, fsb_k, fsb_refine=False, offsets=None
+) -> torch.Tensor:
     """Per parent, the neuron (flat index) to split: of the ``fsb_k`` best by intercept score,
     the one whose two children get the best worst-case bound with the parent's alpha/beta
     (filtered smart branching, one bound pass per candidate child); -1 where no unstable
     neuron is left."""
     branch = torch.stack([p.branch for p in parents])
-    k = min(fsb_k, branch.shape[1])
-    top_v, top_i = branch.topk(k, dim=1)
-    none_left = top_v[:, 0] <= 0
+    if FSB_PER_LAYER:
+        ends = offsets.tolist()
+        starts = [0, *ends[:-1]]
+        picks = [branch[:, a:b].topk(min(FSB_PER_LAYER, b - a), dim=1) for a, b in zip(starts, ends)]
+        top_v = torch.cat([v for v, _ in picks], dim=1)
+        top_i = torch.cat([i + a for (_, i), a in zip(picks, starts)], dim=1)
+        k = top_v.shape[1]
+    else:
+        k = min(fsb_k, branch.shape[1])
+        top_v, top_i = branch.topk(k, dim=1)
+    none_left = top_v.max(dim=1).values <= 0
     if k == 1:
         return torch.where(none_left, -1, top_i[:, 0])
     n_p = len(parents)
@@ -513,6 +527,12 @@ def _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k) -> torch.T
     with torch.no_grad():
         lo_l = layered(torch.stack([p.lower for p in parents])[rows])
         up_l = layered(torch.stack([p.upper for p in parents])[rows])
+        if fsb_refine:
+            first = int(torch.searchsorted(offsets, top_i.min(), right=True)) + 1
+            lo_l, up_l = spec.refine(
+                x_lo.to(spec.dtype), x_hi.to(spec.dtype), layered(splits),
+                spec._cast(lo_l), spec._cast(up_l), first,
+            )
         lb = spec.bound(x_lo, x_hi, layered(splits), lo_l, up_l, alpha, beta)[0]
     lb = torch.maximum(lb.double(), torch.stack([p.lb for p in parents])[rows])
     dj_open = torch.stack([p.open_dj for p in parents])[rows]
