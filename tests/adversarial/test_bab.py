@@ -208,3 +208,40 @@ def test_a_float32_bound_never_proves_what_float64_does_not():
             net, lo, hi, (false_dj,), form.bounds, time.perf_counter() + 10, tol=0.0, dtype=dtype
         )
         assert res.status != "unsat" and res.proven == [False]
+
+
+def test_per_layer_refinement_equals_refining_each_domain_from_its_split():
+    """``_refine_by_layer`` groups domains by the layer of their new split; each domain must get
+    what ``spec.refine`` gives it alone, from the layer after that split on."""
+    from adversarial.bab import _refine_by_layer
+
+    net = _net(7, sizes=(6, 10, 10, 10, 3))
+    lo, hi = -np.ones(6) * 0.5, np.ones(6) * 0.5
+    dj = OutputConstraint(np.array([[1.0, -1.0, 0.0]]), np.array([0.0]))
+    spec = _Spec(
+        net, (dj,), build_formulation(net, box_region(lo, hi), bound_method="interval").bounds
+    )
+    sizes = [len(v) for v in spec.lower]
+    offsets = torch.tensor(sizes).cumsum(0)
+    flat = torch.cat([spec.unstable_rows[k] + sum(sizes[:k]) for k in range(len(sizes))])
+    picks = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:6]]
+    n = picks.numel()
+    splits = torch.zeros(n, sum(sizes), dtype=torch.int8)
+    splits[torch.arange(n), picks] = torch.tensor([1, -1] * (n // 2), dtype=torch.int8)
+    layered = lambda t: list(t.split(sizes, dim=1))  # noqa: E731
+    lower = layered(torch.cat(spec.lower).expand(n, -1).clone())
+    upper = layered(torch.cat(spec.upper).expand(n, -1).clone())
+    x_lo, x_hi = torch.from_numpy(lo), torch.from_numpy(hi)
+    got_lo, got_up = _refine_by_layer(
+        spec, x_lo, x_hi, layered(splits), lower, upper, picks, offsets
+    )
+    assert len(set(torch.searchsorted(offsets, picks, right=True).tolist())) > 1
+    for i in range(n):
+        layer = int(torch.searchsorted(offsets, picks[i], right=True))
+        one = [t[i : i + 1] for t in layered(splits)]
+        want_lo, want_up = spec.refine(
+            x_lo, x_hi, one, [t[i : i + 1] for t in lower], [t[i : i + 1] for t in upper], layer + 1
+        )
+        for k in range(len(sizes)):
+            torch.testing.assert_close(got_lo[k][i], want_lo[k][0])
+            torch.testing.assert_close(got_up[k][i], want_up[k][0])
