@@ -10,8 +10,8 @@ recomputed from the tightened ones. Everything is intersected with the previous 
 rounded outward, so the result is sound and never looser than the symbolic bounds.
 
 The "mip" method runs the same loop on the LP bounds with the earlier layers' binaries kept: each
-neuron's bound is the MIP's dual bound after at most ``neuron_time`` seconds, with a cutoff at 0
-so that a solve stops as soon as the neuron's sign is proven.
+neuron's bound is the MIP's dual bound after at most ``neuron_time`` seconds, with a cutoff just
+past 0 so that a solve stops as soon as the neuron's sign is proven.
 """
 
 from __future__ import annotations
@@ -59,26 +59,7 @@ def lp_bounds(
         from nn2mip.bounds_alpha import alpha_bounds  # torch: only when LP bounds are asked for
 
         start = alpha_bounds(network, region, time_budget=time_budget / 2)
-    base = start
-    lowers = [lo.copy() for lo in base.lower]
-    uppers = [hi.copy() for hi in base.upper]
-    n_layers = len(network.layers)
-    # Layer 0 needs no LP: its symbolic bounds are already the exact extremes over the region.
-    for k in range(1, n_layers):
-        lo, hi = _tighten_layer(network, region, lowers[:k], uppers[:k], k)
-        lowers[k] = np.maximum(lowers[k], lo)
-        uppers[k] = np.minimum(uppers[k], hi)
-        layer = network.layers[k]
-        if layer.relu:
-            todo = np.flatnonzero((lowers[k] < 0.0) & (uppers[k] > 0.0))
-        elif tighten_output:
-            todo = np.arange(layer.out_features)
-        else:
-            continue
-        if todo.size == 0 or time.perf_counter() >= deadline:
-            continue
-        _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline)
-    return NetworkBounds(lowers, uppers, "lp")
+    return _progressive(network, region, start, deadline, "lp", tighten_output=tighten_output)
 
 
 def mip_bounds(
@@ -101,18 +82,38 @@ def mip_bounds(
     deadline = time.perf_counter() + time_budget
     if start is None:
         start = lp_bounds(network, region, time_budget=time_budget / 3)
+    return _progressive(network, region, start, deadline, "mip", neuron_time=neuron_time)
+
+
+def _progressive(
+    network: Network,
+    region: InputRegion,
+    start: NetworkBounds,
+    deadline: float,
+    method: str,
+    tighten_output: bool = False,
+    neuron_time: float | None = None,
+) -> NetworkBounds:
+    """Layer by layer from ``start``: symbolic re-tightening from the layers before, then an LP
+    (or, with ``neuron_time``, a MIP) per neuron still unstable, until ``deadline``."""
     lowers = [lo.copy() for lo in start.lower]
     uppers = [hi.copy() for hi in start.upper]
+    # Layer 0 needs no LP: its symbolic bounds are already the exact extremes over the region.
     for k in range(1, len(network.layers)):
         lo, hi = _tighten_layer(network, region, lowers[:k], uppers[:k], k)
         lowers[k] = np.maximum(lowers[k], lo)
         uppers[k] = np.minimum(uppers[k], hi)
-        if not network.layers[k].relu:
+        layer = network.layers[k]
+        if layer.relu:
+            todo = np.flatnonzero((lowers[k] < 0.0) & (uppers[k] > 0.0))
+        elif tighten_output:
+            todo = np.arange(layer.out_features)
+        else:
             continue
-        todo = np.flatnonzero((lowers[k] < 0.0) & (uppers[k] > 0.0))
-        if todo.size and time.perf_counter() < deadline:
-            _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline, neuron_time)
-    return NetworkBounds(lowers, uppers, "mip")
+        if todo.size == 0 or time.perf_counter() >= deadline:
+            continue
+        _tighten_with_lp(network, region, lowers, uppers, k, todo, deadline, neuron_time)
+    return NetworkBounds(lowers, uppers, method)
 
 
 def _tighten_with_lp(
@@ -153,7 +154,8 @@ def _tighten_with_lp(
     relu = network.layers[k].relu
     solves = 0
     for i in todo:
-        h.changeColsCost(cols.size, cols, w[i, var])
+        if not mip:  # a MIP solve sets its own (signed) cost
+            h.changeColsCost(cols.size, cols, w[i, var])
         # Solve first the side likelier to settle the sign; skip the other if it does.
         mid = 0.5 * (lowers[k][i] + uppers[k][i])
         sides = ("max", "min") if mid < 0.0 else ("min", "max")
