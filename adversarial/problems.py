@@ -17,7 +17,7 @@ from torch import nn
 from adversarial.bab import bab_fits, bab_verify
 from adversarial.methods import METHODS
 from adversarial.witness import WitnessCheck, check_witness
-from nn2mip.bounds import DEFAULT_BOUND_METHOD
+from nn2mip.bounds import BOUNDS_SHARE, DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
 from nn2mip.highs_backend import SolveResult, solve_highs
@@ -88,12 +88,18 @@ def _validate(network: Network, x0: np.ndarray, label: int, target: int | None) 
 
 
 def _formulation(
-    network: Network, region: InputRegion, bound_method: str, threads: int
+    network: Network,
+    region: InputRegion,
+    bound_method: str,
+    threads: int,
+    time_limit: float | None,
 ) -> Formulation:
     """The formulation, its bounds computed on ``threads`` torch threads (alpha-CROWN and the
-    LP's alpha start on torch's default count ran up to 10x slower beside a busy core)."""
+    LP's alpha start on torch's default count ran up to 10x slower beside a busy core) within
+    ``BOUNDS_SHARE`` of ``time_limit``."""
+    cap = None if time_limit is None else BOUNDS_SHARE * time_limit
     with torch_threads(threads):
-        return build_formulation(network, region, bound_method=bound_method)
+        return build_formulation(network, region, bound_method=bound_method, bound_time_limit=cap)
 
 
 def _margin_objective(form: Formulation, label: int, target: int) -> None:
@@ -167,7 +173,7 @@ def targeted_attack(
         raise InvalidInputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     x = _validate(network, x0, label, target)
     region = ball_region(x, eps, norm, domain)
-    form = _formulation(network, region, bound_method, threads)
+    form = _formulation(network, region, bound_method, threads, time_limit)
     _margin_objective(form, label, target)
     out = AttackResult(
         "unknown",
@@ -295,7 +301,7 @@ def untargeted_attack(
     region = ball_region(x, eps, norm, domain)
     # A misclassified center is its own witness.
     chk0 = check_witness(network, x, region, label, None, torch_model)
-    form = _formulation(network, region, bound_method, threads)
+    form = _formulation(network, region, bound_method, threads, time_limit)
     out = AttackResult(
         "unknown",
         label,

@@ -25,7 +25,7 @@ import numpy as np
 
 from adversarial.bab import BabResult, bab_fits, bab_verify
 from adversarial.methods import METHODS
-from nn2mip.bounds import NetworkBounds, bound_methods
+from nn2mip.bounds import BOUNDS_SHARE, NetworkBounds, bound_methods
 from nn2mip.bounds_symbolic import _tighten_layer
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
@@ -453,7 +453,10 @@ def _verify_property(
         if clock.left() <= 0:
             return finish("timeout", "time ran out before every case was encoded")
         form = build_formulation(
-            network, box_region(case.lower, case.upper), bound_method=bounds_name
+            network,
+            box_region(case.lower, case.upper),
+            bound_method=bounds_name,
+            bound_time_limit=BOUNDS_SHARE * clock.left() / (n_cases - ci),
         )
         res.bounds_time += form.bounds_time
         res.build_time += form.build_time

@@ -83,24 +83,46 @@ def interval_bounds(network: Network, region: InputRegion) -> NetworkBounds:
 # third of the unstable neurons interval arithmetic leaves (BENCHMARKS.md, issue 4).
 DEFAULT_BOUND_METHOD = "symbolic"
 
-BoundMethod = Callable[[Network, InputRegion], NetworkBounds]
-_METHODS: dict[str, BoundMethod] = {"interval": interval_bounds}
+# Callers with a time limit give an anytime method (alpha, lp, mip) at most this share of it.
+BOUNDS_SHARE = 0.5
+
+BoundMethod = Callable[..., NetworkBounds]
 
 
-def register_bound_method(name: str, fn: BoundMethod) -> None:
-    """Make a bounding method available to ``compute_bounds`` under ``name``."""
-    _METHODS[name] = fn
+@dataclass(frozen=True)
+class _Method:
+    fn: BoundMethod
+    # Anytime methods take ``time_budget=`` (seconds); ``default_budget`` is what they spend
+    # when the caller sets no limit (None: as long as they need).
+    anytime: bool = False
+    default_budget: float | None = None
 
 
-def _alpha_bounds(network: Network, region: InputRegion) -> NetworkBounds:
+_METHODS: dict[str, _Method] = {"interval": _Method(interval_bounds)}
+
+
+def register_bound_method(
+    name: str, fn: BoundMethod, anytime: bool = False, default_budget: float | None = None
+) -> None:
+    """Make a bounding method available to ``compute_bounds`` under ``name``.
+
+    ``fn(network, region)`` returns the bounds; an ``anytime`` method also takes
+    ``time_budget=`` seconds and spends at most that (``default_budget`` when no caller limit).
+    """
+    _METHODS[name] = _Method(fn, anytime, default_budget)
+
+
+def _alpha_bounds(
+    network: Network, region: InputRegion, time_budget: float | None = None
+) -> NetworkBounds:
     """alpha-CROWN (``nn2mip.bounds_alpha``), imported on first use: it needs torch, whose
     import costs seconds that interval, symbolic and LP bounds do not need."""
     from nn2mip.bounds_alpha import alpha_bounds
 
-    return alpha_bounds(network, region)
+    return alpha_bounds(network, region, time_budget=time_budget)
 
 
-register_bound_method("alpha", _alpha_bounds)
+register_bound_method("alpha", _alpha_bounds, anytime=True)
 
 
 def _load_builtin_methods() -> None:
@@ -117,17 +139,27 @@ def bound_methods() -> list[str]:
 
 
 def compute_bounds(
-    network: Network, region: InputRegion, method: str = "interval"
+    network: Network,
+    region: InputRegion,
+    method: str = "interval",
+    time_limit: float | None = None,
 ) -> NetworkBounds:
-    """Bounds on every pre-activation of ``network`` over ``region`` by the named method."""
+    """Bounds on every pre-activation of ``network`` over ``region`` by the named method.
+
+    ``time_limit`` (seconds) caps what an anytime method (alpha, lp, mip) spends, below its own
+    default budget; the fixed-cost methods (interval, symbolic) ignore it.
+    """
     _load_builtin_methods()
     try:
-        fn = _METHODS[method]
+        m = _METHODS[method]
     except KeyError:
         raise InvalidInputError(
             f"unknown bound method {method!r}; choose from {', '.join(bound_methods())}"
         ) from None
-    return fn(network, region)
+    if not m.anytime:
+        return m.fn(network, region)
+    caps = [b for b in (m.default_budget, time_limit) if b is not None]
+    return m.fn(network, region, time_budget=max(0.0, min(caps)) if caps else None)
 
 
 def _check_region(network: Network, region: InputRegion) -> None:

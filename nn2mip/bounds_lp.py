@@ -37,12 +37,15 @@ _MIP_ABS_SLACK = 1e-4
 _MIP_REL_SLACK = 1e-6
 # A MIP that proves a neuron's sign proves it by this much, so that the slack keeps it stable.
 _SIGN_MARGIN = 1e-3
+# Seconds each method spends when its caller sets no time limit.
+LP_BUDGET = 20.0
+MIP_BUDGET = 60.0
 
 
 def lp_bounds(
     network: Network,
     region: InputRegion,
-    time_budget: float = 20.0,
+    time_budget: float = LP_BUDGET,
     start: NetworkBounds | None = None,
     tighten_output: bool = False,
 ) -> NetworkBounds:
@@ -65,7 +68,7 @@ def lp_bounds(
 def mip_bounds(
     network: Network,
     region: InputRegion,
-    time_budget: float = 60.0,
+    time_budget: float = MIP_BUDGET,
     neuron_time: float = 1.0,
     start: NetworkBounds | None = None,
 ) -> NetworkBounds:
@@ -236,5 +239,5 @@ def _solve_mip(
     return sign * min(db, cutoff)
 
 
-register_bound_method("lp", lp_bounds)
-register_bound_method("mip", mip_bounds)
+register_bound_method("lp", lp_bounds, anytime=True, default_budget=LP_BUDGET)
+register_bound_method("mip", mip_bounds, anytime=True, default_budget=MIP_BUDGET)

@@ -260,11 +260,15 @@ def build_formulation(
     region: InputRegion,
     bounds: NetworkBounds | None = None,
     bound_method: str = DEFAULT_BOUND_METHOD,
+    bound_time_limit: float | None = None,
 ) -> Formulation:
-    """Compute bounds over ``region`` (unless given) and encode ``network`` as a big-M MIP."""
+    """Compute bounds over ``region`` (unless given) and encode ``network`` as a big-M MIP.
+
+    ``bound_time_limit`` caps the seconds an anytime bound method may take (``compute_bounds``).
+    """
     t0 = time.perf_counter()
     if bounds is None:
-        bounds = compute_bounds(network, region, bound_method)
+        bounds = compute_bounds(network, region, bound_method, time_limit=bound_time_limit)
     t1 = time.perf_counter()
     model = MipModel()
     x = add_region(model, region)

@@ -48,3 +48,20 @@ def digits_nets(digits: Dataset) -> dict[str, tuple[Network, torch.nn.Module]]:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture()
+def spy_method(monkeypatch):
+    """A registered anytime method (default budget 20 s) that records the budget it was given."""
+    import nn2mip.bounds as nb
+
+    seen: list[float | None] = []
+
+    def spy(network, region, time_budget=None):
+        seen.append(time_budget)
+        return nb.interval_bounds(network, region)
+
+    nb.bound_methods()  # register the built-in methods before the registry is copied
+    monkeypatch.setattr(nb, "_METHODS", dict(nb._METHODS))
+    nb.register_bound_method("spy", spy, anytime=True, default_budget=20.0)
+    return seen

@@ -160,3 +160,11 @@ def test_attack_bounds_run_on_the_given_torch_threads(monkeypatch, target):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_attack_gives_the_bounds_half_its_time_limit(digits, digits_nets, spy_method):
+    net, _ = digits_nets["structured"]
+    x, label = digits.x_test[0], int(digits.y_test[0])
+    targeted_attack(net, x, label, (label + 1) % 10, 1e-3, time_limit=6.0, bound_method="spy")
+    untargeted_attack(net, x, label, 1e-3, time_limit=30.0, bound_method="spy")
+    assert spy_method == [3.0, 15.0]

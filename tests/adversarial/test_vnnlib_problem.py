@@ -269,3 +269,11 @@ def test_verify_runs_on_the_given_torch_threads_and_restores_them():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_verify_gives_the_bounds_at_most_half_the_time_left(digits_nets, digits, spy_method):
+    # `--bounds mip` used to spend its fixed 60 s whatever `--timeout` said.
+    net, _ = digits_nets["structured"]
+    tiny = parse_vnnlib(_robustness_text(digits.x_test[0], 1e-4, int(digits.y_test[0]), 10))
+    verify_property(net, tiny, timeout=8.0, attack=None, bound_method="spy")
+    assert len(spy_method) == 1 and 3.0 < spy_method[0] <= 4.0

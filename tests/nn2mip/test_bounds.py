@@ -34,3 +34,25 @@ def test_unknown_method_and_wrong_size(digits_nets):
         compute_bounds(net, box_region(np.zeros(64), np.ones(64)), "magic")
     with pytest.raises(InvalidInputError, match="expects 64"):
         interval_bounds(net, box_region(np.zeros(3), np.ones(3)))
+
+
+def test_time_limit_caps_anytime_methods_below_their_default(digits_nets, spy_method):
+    net, _ = digits_nets["dense"]
+    region = box_region(np.zeros(64), np.ones(64))
+    for limit in (None, 5.0, 100.0, -1.0):
+        compute_bounds(net, region, "spy", time_limit=limit)
+    assert spy_method == [20.0, 5.0, 20.0, 0.0]
+    # Fixed-cost methods take no budget and ignore the limit.
+    b = compute_bounds(net, region, "interval", time_limit=0.0)
+    assert b.method == "interval"
+
+
+def test_registered_anytime_methods_stop_at_a_zero_budget(digits_nets):
+    net, _ = digits_nets["dense"]
+    region = box_region(np.zeros(64), np.ones(64))
+    ref = interval_bounds(net, region)
+    for name in ("alpha", "lp", "mip"):
+        b = compute_bounds(net, region, name, time_limit=0.0)
+        # Nothing past the starting bounds, and never looser than interval arithmetic.
+        for lo, hi, rlo, rhi in zip(b.lower, b.upper, ref.lower, ref.upper, strict=True):
+            assert np.all(lo >= rlo - 1e-9) and np.all(hi <= rhi + 1e-9)
