@@ -548,6 +548,7 @@ def run_mips_batch(
     bound_method: str,
     store: Path,
     mnist_dir: Path,
+    jobs: int = 1,
 ) -> list[dict]:
     """The same instances through the batch engine (SQLite store, resumable; PGD off so the
     times are MIP times); the rows are mirrored into ``store`` for the table."""
@@ -570,7 +571,8 @@ def run_mips_batch(
         pgd=False,
         **engine(bound_method),
     )
-    run_batch(spec, db, jobs=1, executor="inline", progress=False)
+    # One solve per process either way: jobs > 1 runs that many instances side by side.
+    run_batch(spec, db, jobs=jobs, executor="inline" if jobs == 1 else "process", progress=False)
     return mirror_batch_rows(name, path, indices, time_limit, bound_method, store)
 
 
@@ -1036,6 +1038,12 @@ def main() -> None:
         "--engine", choices=["batch", "direct"], default="batch", help="how to run the MIPs"
     )
     ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="batch engine: instances solved side by side (one process each, 1 thread)",
+    )
+    ap.add_argument(
         "--notes",
         type=Path,
         default=ROOT / "benchmarks" / "seed_notes.md",
@@ -1071,7 +1079,14 @@ def main() -> None:
             path = dense_path(arch, args.epochs, args.seed)
             if args.engine == "batch":
                 run_mips_batch(
-                    name, path, indices, args.time_limit, args.bound_method, store, args.mnist
+                    name,
+                    path,
+                    indices,
+                    args.time_limit,
+                    args.bound_method,
+                    store,
+                    args.mnist,
+                    args.jobs,
                 )
             else:
                 run_mips(name, dense, xte, indices, args.time_limit, args.bound_method, store)
@@ -1101,7 +1116,14 @@ def main() -> None:
             solve = args.stage in ("mip", "all") and kind in args.nets
             if solve and args.engine == "batch":
                 rows = run_mips_batch(
-                    name, path, indices, args.time_limit, args.bound_method, store, args.mnist
+                    name,
+                    path,
+                    indices,
+                    args.time_limit,
+                    args.bound_method,
+                    store,
+                    args.mnist,
+                    args.jobs,
                 )
             else:
                 if kind != "dense":
