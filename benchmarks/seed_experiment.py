@@ -1058,6 +1058,12 @@ def main() -> None:
     indices = list(range(args.images))
     store = OUT / "mip_results.jsonl"
     results = []
+
+    def batch(name: str, path: Path) -> list[dict]:
+        return run_mips_batch(
+            name, path, indices, args.time_limit, args.bound_method, store, args.mnist, args.jobs
+        )
+
     for arch in archs:
         if args.stage == "report" and not dense_path(arch, args.epochs, args.seed).is_file():
             # The cache is gone: rebuild the table from the committed export, if any.
@@ -1078,16 +1084,7 @@ def main() -> None:
             name = f"dense_{arch}_e{args.epochs}_s{args.seed}"
             path = dense_path(arch, args.epochs, args.seed)
             if args.engine == "batch":
-                run_mips_batch(
-                    name,
-                    path,
-                    indices,
-                    args.time_limit,
-                    args.bound_method,
-                    store,
-                    args.mnist,
-                    args.jobs,
-                )
+                batch(name, path)
             else:
                 run_mips(name, dense, xte, indices, args.time_limit, args.bound_method, store)
             continue
@@ -1115,16 +1112,7 @@ def main() -> None:
                 name += f"_{net.meta['config']}"
             solve = args.stage in ("mip", "all") and kind in args.nets
             if solve and args.engine == "batch":
-                rows = run_mips_batch(
-                    name,
-                    path,
-                    indices,
-                    args.time_limit,
-                    args.bound_method,
-                    store,
-                    args.mnist,
-                    args.jobs,
-                )
+                rows = batch(name, path)
             else:
                 if kind != "dense":
                     mirror_batch_rows(
