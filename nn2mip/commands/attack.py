@@ -49,7 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pgd-steps", type=int, default=40)
     p.add_argument("--pgd-restarts", type=int, default=8)
     p.add_argument(
-        "--bounds", default="symbolic", help="interval, symbolic (default), alpha, lp or mip"
+        "--bounds",
+        default="symbolic",
+        help="interval, symbolic (default), alpha, lp or mip (the last three: at most half of "
+        "--time-limit)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

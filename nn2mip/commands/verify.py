@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--bounds",
         default=None,
-        help="bound method (default: the tightest available, lp)",
+        help="bound method (default: the tightest available, lp); alpha, lp and mip spend at "
+        "most half the time left",
     )
     p.add_argument("--no-attack", action="store_true", help="skip the PGD attack")
     p.add_argument(
