@@ -25,11 +25,7 @@ def _net(seed: int, sizes=(6, 12, 12, 3)) -> Network:
 
 
 def _exact_min(net: Network, lo: np.ndarray, hi: np.ndarray, dj: OutputConstraint) -> float:
-    form = build_formulation(net, box_region(lo, hi), bound_method="lp")
-    # The reference: a generous limit, as a starved process (nice 19 on a busy machine) is slow.
-    sr = solve_highs(_disjunct_model(form, dj, net), time_limit=600.0, threads=1)
-    assert sr.status == "optimal"
-    return float(sr.objective)
+    return _exact_min_region(net, box_region(lo, hi), dj)
 
 
 @pytest.mark.parametrize("seed", range(4))
