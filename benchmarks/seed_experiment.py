@@ -43,6 +43,11 @@ from nn2mip.torch_io import from_torch, to_torch  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
 from pruning.magnitude import magnitude_masks  # noqa: E402
 from pruning.masks import apply_masks  # noqa: E402
+from pruning.regularizers import (  # noqa: E402
+    STABILITY_LOSSES,
+    relu_stability_regularizer,
+    stability_terms,
+)
 from pruning.structured import neuron_masks  # noqa: E402
 from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train  # noqa: E402
 
@@ -124,13 +129,14 @@ def l1_ball_bounds(
     return out
 
 
-def l1_relu_stability(weight: float, eps: float) -> Regularizer:
-    """Xiao et al.'s ReLU-stability loss ``-weight * mean tanh(1 + l u)`` over hidden neurons,
-    with ``l1_ball_bounds``: it pushes every neuron towards a fixed sign over the L1 ball."""
+def l1_relu_stability(weight: float, eps: float, loss: str = "tanh") -> Regularizer:
+    """The ReLU-stability loss (Xiao et al.'s ``-weight * mean tanh(1 + l u)`` over hidden
+    neurons, or the hinge) with ``l1_ball_bounds``: it pushes every neuron towards a fixed sign
+    over the L1 ball."""
 
     def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        terms = [torch.tanh(1.0 + lo * hi) for lo, hi in l1_ball_bounds(model, xb, eps)]
-        return -weight * torch.cat([t.flatten() for t in terms]).mean()
+        terms = [stability_terms(lo, hi, loss) for lo, hi in l1_ball_bounds(model, xb, eps)]
+        return weight * torch.cat([t.flatten() for t in terms]).mean()
 
     return reg
 
@@ -149,6 +155,9 @@ class PruneConfig:
     # the MIP gets, computed on the first ``sym`` rows of each batch (it costs a
     # (rows, width, 784) tensor per layer); 0: the L1 first layer + interval bounds above.
     sym: int = 0
+    # "tanh" (Xiao et al.) or "hinge" (``pruning.regularizers.stability_terms``: a gradient
+    # also on the deep layers whose bounds are too wide for tanh).
+    loss: str = "tanh"
 
     def __post_init__(self) -> None:
         self.finetune = int(self.finetune)
@@ -159,15 +168,16 @@ class PruneConfig:
         d = "d" if self.decay > 0 else ""
         sym = f"_sym{self.sym}" if self.sym > 0 else ""
         lr = f"_lr{self.lr:g}" if self.lr != 0.05 else ""
-        return f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{lr}{sym}"
+        loss = f"_{self.loss}" if self.loss != "tanh" else ""
+        return (
+            f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{lr}{sym}{loss}"
+        )
 
 
-def symbolic_l1_stability(weight: float, eps: float, rows: int) -> Regularizer:
+def symbolic_l1_stability(weight: float, eps: float, rows: int, loss: str = "tanh") -> Regularizer:
     """The catalogue's ReLU-stability loss on symbolic L1-ball bounds, on ``rows`` of each
     batch."""
-    from pruning.regularizers import relu_stability_regularizer
-
-    inner = relu_stability_regularizer(weight, eps, norm="1", bounds="symbolic")
+    inner = relu_stability_regularizer(weight, eps, norm="1", bounds="symbolic", loss=loss)
 
     def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return inner(model, xb[:rows])
@@ -193,9 +203,9 @@ def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> t
     if cfg.rs <= 0:
         reg = None
     elif cfg.sym > 0:
-        reg = symbolic_l1_stability(cfg.rs, 5.0, cfg.sym)
+        reg = symbolic_l1_stability(cfg.rs, 5.0, cfg.sym, cfg.loss)
     else:
-        reg = l1_relu_stability(cfg.rs, 5.0)
+        reg = l1_relu_stability(cfg.rs, 5.0, cfg.loss)
     late = round(0.3 * cfg.finetune) if cfg.decay > 0 else 0
     for epochs, lr in ((cfg.finetune - late, cfg.lr), (late, cfg.lr / 10)):
         if epochs > 0:
@@ -927,14 +937,24 @@ def collect(
 
 
 def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
-    """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym]"`` for every
+    """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym,loss]"`` for every
     architecture, or ``"ARCH:n,w,rs,..."`` for that one only."""
     out = []
     for g in points:
         name, sep, values = g.rpartition(":")
         if sep and name != arch:
             continue
-        out.append(PruneConfig(*map(float, values.split(","))))
+        fields = values.split(",")
+        numbers, loss = fields[:7], fields[7:]
+        try:
+            if not 3 <= len(fields) <= 8 or any(x not in STABILITY_LOSSES for x in loss):
+                raise ValueError
+            out.append(PruneConfig(*map(float, numbers), *loss))
+        except ValueError:
+            raise SystemExit(
+                f"--grid point {g!r} is not 'n,w,rs[,decay,finetune,lr,sym,loss]' "
+                f"(loss one of {', '.join(STABILITY_LOSSES)})"
+            ) from None
     if not out:
         raise SystemExit(f"--grid has no point for {arch}")
     return out
@@ -1029,7 +1049,7 @@ def main() -> None:
     ap.add_argument(
         "--grid",
         nargs="+",
-        help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym]', most "
+        help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym,loss]', most "
         "aggressive first",
     )
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")

@@ -26,6 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--spr-alpha", type=float, default=0.5, help="SPR alpha in (0, 1)")
     p.add_argument("--stability", type=nonneg_float, default=0.0, help="ReLU-stability weight")
     p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its L-inf radius")
+    p.add_argument(
+        "--stability-loss",
+        choices=["tanh", "hinge"],
+        default="tanh",
+        help="tanh: Xiao et al.'s loss; hinge: keeps a gradient on deep, wide-bound layers",
+    )
     p.add_argument("--compact", action="store_true", help="remove neurons left without weights")
     p.add_argument("--out", required=True, help="output model file (.safetensors)")
     p.add_argument("--json", action="store_true")
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     model = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
     reg = combine_regularizers(
         spr_regularizer(args.spr_lambda, args.spr_alpha) if args.spr_lambda > 0 else None,
-        relu_stability_regularizer(args.stability, args.stability_eps)
+        relu_stability_regularizer(args.stability, args.stability_eps, loss=args.stability_loss)
         if args.stability > 0
         else None,
     )
@@ -108,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 "spr_alpha",
                 "stability",
                 "stability_eps",
+                "stability_loss",
                 "seed",
             )
         ),

@@ -93,6 +93,12 @@ def test_grid_points_per_architecture() -> None:
     assert parse_grid(pts, "2x100")[0].tag() == "n0.2_w0.5_rs0.3_ft10d_lr0.02"
     with pytest.raises(SystemExit):
         parse_grid(pts[:1], "6x100")
+    hinge = parse_grid(["6x100:0.3,0.7,0.05,1,10,0.02,8,hinge"], "6x100")[0]
+    assert (hinge.sym, hinge.loss) == (8, "hinge")
+    assert hinge.tag() == "n0.3_w0.7_rs0.05_ft10d_lr0.02_sym8_hinge"
+    for bad in ("0.3,0.7", "0.3,0.7,0.1,1,10,0.02,8,square", "0.3,x,0.1", "1,2,3,4,5,6,7,8,9"):
+        with pytest.raises(SystemExit, match="--grid point"):
+            parse_grid([bad], "2x50")
 
 
 def test_unstable_median_matches_the_bounds_and_candidate_choice() -> None:

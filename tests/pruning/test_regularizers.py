@@ -22,6 +22,7 @@ from pruning.regularizers import (
     spr_group_values,
     spr_prune,
     spr_regularizer,
+    stability_terms,
     symbolic_bounds_torch,
 )
 from pruning.train import accuracy, linear_layers, train
@@ -248,3 +249,52 @@ def test_symbolic_stability_regularizer_is_differentiable_and_checks_arguments()
         relu_stability_regularizer(0.5, 1.0, bounds="lp")
     with pytest.raises(ValueError):
         symbolic_bounds_torch(model, x, 1.0, "2")
+
+
+def test_stability_terms_hinge_is_distance_to_stability():
+    lo = torch.tensor([1.0, -3.0, -2.0, -5.0])
+    hi = torch.tensor([4.0, -1.0, 0.5, 7.0])
+    torch.testing.assert_close(stability_terms(lo, hi, "hinge"), torch.tensor([0.0, 0.0, 0.5, 5.0]))
+    torch.testing.assert_close(stability_terms(lo, hi, "tanh"), -torch.tanh(1.0 + lo * hi))
+    with pytest.raises(ValueError):
+        stability_terms(lo, hi, "square")
+    with pytest.raises(ValueError):
+        relu_stability_regularizer(0.5, 1.0, loss="square")
+
+
+def test_hinge_stability_keeps_a_gradient_where_tanh_saturates():
+    # A wide-bound neuron (l * u = -400) as deep layers have over an L1 ball of radius 5: tanh
+    # gives it no gradient, the hinge gives it one of size 1.
+    lo = torch.tensor([-20.0], requires_grad=True)
+    hi = torch.tensor([20.0], requires_grad=True)
+    stability_terms(lo, hi, "tanh").sum().backward()
+    assert float(lo.grad.abs() + hi.grad.abs()) < 1e-12
+    lo.grad = hi.grad = None
+    stability_terms(lo, hi, "hinge").sum().backward()
+    assert float(lo.grad.abs() + hi.grad.abs()) == pytest.approx(1.0)
+    # Through a model: the hinge loss on symbolic L1 bounds reaches the first layer's weights.
+    model = _small_net(2).float()
+    x = torch.rand(4, 12)
+    loss = relu_stability_regularizer(0.1, 3.0, norm="1", bounds="symbolic", loss="hinge")(model, x)
+    loss.backward()
+    assert float(loss.detach()) > 0
+    assert linear_layers(model)[0].weight.grad.abs().sum() > 0
+
+
+def test_hinge_stability_regularizer_raises_stable_fraction(digits):
+    eps = 0.02
+    base = fresh(digits)
+    reg = copy.deepcopy(base)
+    train(base, digits.x_train, digits.y_train, 10, lr=3e-3)
+    train(
+        reg,
+        digits.x_train,
+        digits.y_train,
+        10,
+        lr=3e-3,
+        regularizer=relu_stability_regularizer(1.0, eps, loss="hinge"),
+    )
+    x = digits.x_test[:50]
+    without, with_ = _stable_fraction_ir(base, x, eps), _stable_fraction_ir(reg, x, eps)
+    assert with_ > without + 0.02
+    assert accuracy(reg, digits.x_test, digits.y_test) > 0.85
