@@ -331,13 +331,19 @@ def _ball_concretize(
     # Coordinates that can still move towards the side that grows sign * a.
     can_up = (x < hi_d).to(a.dtype)[:, None, :]
     can_dn = (x > lo_d).to(a.dtype)[:, None, :]
-    gain = (sign * a).clamp(min=0.0) * can_up + (-sign * a).clamp(min=0.0) * can_dn
     budget = eps / width
     k = min(a.shape[-1], math.ceil(budget))
     frac = torch.full((k,), width, dtype=a.dtype)
     if k == math.ceil(budget) and budget < k:
         frac[-1] = (budget - (k - 1)) * width
-    return mid + sign * (gain.topk(k, dim=-1).values * frac).sum(-1)
+    # Pick the k best coordinates without autograd (the (B, m, n) gain tensor is the costly
+    # part), then take the gradient through the k picked coefficients only.
+    s = sign * a
+    with torch.no_grad():
+        gain = s * torch.where(s > 0, can_up, -can_dn)
+        top = gain.topk(k, dim=-1)
+    picked = s.gather(-1, top.indices).abs() * (top.values > 0).to(a.dtype)
+    return mid + sign * (picked * frac).sum(-1)
 
 
 def _relu_relaxation_torch(
