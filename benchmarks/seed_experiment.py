@@ -155,8 +155,8 @@ class PruneConfig:
     # the MIP gets, computed on the first ``sym`` rows of each batch (it costs a
     # (rows, width, 784) tensor per layer); 0: the L1 first layer + interval bounds above.
     sym: int = 0
-    # "tanh" (Xiao et al.) or "hinge" (``pruning.regularizers.stability_terms``: a gradient
-    # also on the deep layers whose bounds are too wide for tanh).
+    # "tanh" (Xiao et al.), "hinge" or "ratio" (``pruning.regularizers.stability_terms``: a
+    # gradient also on the deep layers whose bounds are too wide for tanh).
     loss: str = "tanh"
 
     def __post_init__(self) -> None:

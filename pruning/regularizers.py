@@ -418,7 +418,7 @@ def symbolic_bounds_torch(
     return out
 
 
-STABILITY_LOSSES = ("tanh", "hinge")
+STABILITY_LOSSES = ("tanh", "hinge", "ratio")
 
 
 def stability_terms(lo: torch.Tensor, hi: torch.Tensor, loss: str = "tanh") -> torch.Tensor:
@@ -427,15 +427,25 @@ def stability_terms(lo: torch.Tensor, hi: torch.Tensor, loss: str = "tanh") -> t
 
     ``"tanh"``: Xiao et al.'s ``-tanh(1 + lo * hi)``. It saturates once ``lo * hi`` is far below
     -1, which is where a deep layer's neurons sit over a wide ball (``lo * hi`` of -10^3 to
-    -10^4 six layers down), so those neurons get no gradient. ``"hinge"``: ``relu(min(-lo,
-    hi))``, the distance from the nearer bound to zero. It is zero on stable neurons and has a
-    gradient of size one on every unstable one, however wide its bounds; it sits on the scale
-    of the pre-activations, so it wants a smaller weight than ``"tanh"``.
+    -10^4 six layers down), so those neurons get no gradient.
+
+    ``"hinge"``: ``relu(min(-lo, hi))``, the distance from the nearer bound to zero: zero on
+    stable neurons, a gradient of size one on every unstable one. It is not scale-invariant, so
+    training can lower it by shrinking the hidden layers' scale (and growing the output layer)
+    without fixing a single sign; on the 6x100 seed net it cut the bound widths 10x and the
+    unstable count by 2%.
+
+    ``"ratio"``: ``relu(min(-lo, hi)) / (hi - lo)``, the share of the bound interval on the
+    minority side, in [0, 1/2] on unstable neurons and 0 on stable ones. Scale-invariant like
+    the signs themselves, with a gradient of order ``1 / (hi - lo)``, which stays usable where
+    tanh's is zero.
     """
     if loss == "tanh":
         return -torch.tanh(1.0 + lo * hi)
     if loss == "hinge":
         return torch.relu(torch.minimum(-lo, hi))
+    if loss == "ratio":
+        return torch.relu(torch.minimum(-lo, hi)) / (hi - lo).clamp(min=1e-12)
     raise ValueError(f"stability loss must be one of {STABILITY_LOSSES}, got {loss!r}")
 
 
@@ -450,8 +460,8 @@ def relu_stability_regularizer(
     """ReLU-stability loss: ``weight`` times the mean of ``stability_terms(l, u, loss)`` over
     hidden neurons and the batch, on bounds ``(l, u)`` over the ball around each row. With
     ``loss="tanh"`` it is Xiao et al.'s ``-mean(tanh(1 + l * u))``: ``l * u < 0`` exactly for
-    unstable neurons, so the loss pushes them to a fixed sign; ``"hinge"`` keeps pushing the
-    deep layers where tanh saturates.
+    unstable neurons, so the loss pushes them to a fixed sign; ``"ratio"`` keeps pushing the
+    deep layers where tanh saturates (see ``stability_terms``).
 
     ``bounds="interval"`` (L-inf only, Xiao et al.'s choice) or ``"symbolic"``
     (``symbolic_bounds_torch``, L-inf or L1: the bounds the MIP gets by default; with the

@@ -28,9 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its L-inf radius")
     p.add_argument(
         "--stability-loss",
-        choices=["tanh", "hinge"],
+        choices=["tanh", "hinge", "ratio"],
         default="tanh",
-        help="tanh: Xiao et al.'s loss; hinge: keeps a gradient on deep, wide-bound layers",
+        help="tanh: Xiao et al.'s loss; ratio: keeps a gradient on deep, wide-bound layers",
     )
     p.add_argument("--compact", action="store_true", help="remove neurons left without weights")
     p.add_argument("--out", required=True, help="output model file (.safetensors)")

@@ -256,6 +256,9 @@ def test_stability_terms_hinge_is_distance_to_stability():
     hi = torch.tensor([4.0, -1.0, 0.5, 7.0])
     torch.testing.assert_close(stability_terms(lo, hi, "hinge"), torch.tensor([0.0, 0.0, 0.5, 5.0]))
     torch.testing.assert_close(stability_terms(lo, hi, "tanh"), -torch.tanh(1.0 + lo * hi))
+    torch.testing.assert_close(
+        stability_terms(lo, hi, "ratio"), torch.tensor([0.0, 0.0, 0.5 / 2.5, 5.0 / 12.0])
+    )
     with pytest.raises(ValueError):
         stability_terms(lo, hi, "square")
     with pytest.raises(ValueError):
@@ -272,6 +275,9 @@ def test_hinge_stability_keeps_a_gradient_where_tanh_saturates():
     lo.grad = hi.grad = None
     stability_terms(lo, hi, "hinge").sum().backward()
     assert float(lo.grad.abs() + hi.grad.abs()) == pytest.approx(1.0)
+    lo.grad = hi.grad = None
+    stability_terms(lo, hi - 1.0, "ratio").sum().backward()
+    assert float(lo.grad.abs() + hi.grad.abs()) > 1e-3
     # Through a model: the hinge loss on symbolic L1 bounds reaches the first layer's weights.
     model = _small_net(2).float()
     x = torch.rand(4, 12)
@@ -298,3 +304,22 @@ def test_hinge_stability_regularizer_raises_stable_fraction(digits):
     without, with_ = _stable_fraction_ir(base, x, eps), _stable_fraction_ir(reg, x, eps)
     assert with_ > without + 0.02
     assert accuracy(reg, digits.x_test, digits.y_test) > 0.85
+
+
+def test_ratio_stability_is_scale_invariant_and_hinge_is_not():
+    # Scaling a hidden layer by c > 0 and the next by 1 / c changes no sign and no output; the
+    # ratio loss must not change either (the hinge can be lowered that way without stabilizing).
+    model = _small_net(4)
+    scaled = copy.deepcopy(model)
+    lins = linear_layers(scaled)
+    with torch.no_grad():
+        lins[1].weight.mul_(0.1)
+        lins[1].bias.mul_(0.1)
+        lins[2].weight.mul_(10.0)
+    x = torch.rand(6, 12, dtype=torch.float64)
+    torch.testing.assert_close(model(x), scaled(x))
+    for loss, same in (("ratio", True), ("hinge", False)):
+        reg = relu_stability_regularizer(1.0, 2.0, norm="1", bounds="symbolic", loss=loss)
+        a, b = float(reg(model, x).detach()), float(reg(scaled, x).detach())
+        assert a > 0
+        assert (a == pytest.approx(b, rel=1e-9)) is same
