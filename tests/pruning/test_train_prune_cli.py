@@ -21,6 +21,8 @@ def model_file(tmp_path_factory):
             "3",
             "--stability",
             "0.1",
+            "--stability-loss",
+            "ratio",
             "--l1",
             "1e-4",
             "--out",
@@ -35,6 +37,7 @@ def test_train_writes_a_model(model_file):
     net, masks = load_network_and_masks(model_file)
     assert net.hidden_sizes == [16, 16]
     assert net.meta["data"] == "digits"
+    assert "stability_loss=ratio" in net.meta["training"]
     assert float(net.meta["test_accuracy"]) > 0.3
 
 
@@ -124,6 +127,7 @@ def test_prune_keep_masks(tmp_path, model_file):
         ["train", "--epochs", "0"],
         ["train", "--data", "mnist"],
         ["train", "--spr-alpha", "1.5"],
+        ["train", "--stability-loss", "square"],
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, model_file, capsys, argv):
