@@ -28,9 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its L-inf radius")
     p.add_argument(
         "--stability-loss",
-        choices=["tanh", "hinge", "ratio"],
         default="tanh",
-        help="tanh: Xiao et al.'s loss; ratio: keeps a gradient on deep, wide-bound layers",
+        help="tanh (Xiao et al.), hinge or ratio (keeps a gradient on deep, wide-bound layers)",
     )
     p.add_argument("--compact", action="store_true", help="remove neurons left without weights")
     p.add_argument("--out", required=True, help="output model file (.safetensors)")
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from nn2mip.torch_io import from_torch
     from pruning.compact import compact_network
     from pruning.regularizers import (
+        STABILITY_LOSSES,
         combine_hooks,
         combine_regularizers,
         group_lasso_prox,
@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--epochs must be at least 1")
     if any(h < 1 for h in args.hidden):
         raise InvalidInputError("--hidden widths must be positive")
+    if args.stability_loss not in STABILITY_LOSSES:
+        raise InvalidInputError(
+            f"unknown stability loss {args.stability_loss!r}; choose {', '.join(STABILITY_LOSSES)}"
+        )
     if not 0.0 < args.spr_alpha < 1.0:
         raise InvalidInputError(f"--spr-alpha must be in (0, 1), got {args.spr_alpha}")
     torch.set_num_threads(1)
