@@ -682,9 +682,11 @@ def import_direct_rows(store: Path, args: argparse.Namespace) -> int:
     return new
 
 
-def nn2mip_report(results: list[dict], args: argparse.Namespace) -> list[str]:
+def nn2mip_report(
+    results: list[dict], args: argparse.Namespace, folder: str = "seed_report"
+) -> list[str]:
     """``nn2mip report`` on the SQLite store with explicit dense/pruned pairs; its plots are
-    copied to benchmarks/results/seed_report/ and returned as Markdown links."""
+    copied to benchmarks/results/``folder``/ and returned as Markdown links."""
     import shutil
 
     from adversarial.report import build_report
@@ -698,13 +700,13 @@ def nn2mip_report(results: list[dict], args: argparse.Namespace) -> list[str]:
         pairs.append((str(dense), str(pruned)))
     out = OUT / "report"
     rep = build_report(db, out, pairs)
-    dest = RESULTS / "seed_report"
+    dest = RESULTS / folder
     dest.mkdir(parents=True, exist_ok=True)
     links = []
     for f in rep.files:
         if f.suffix == ".png":
             shutil.copy(f, dest / f.name)
-            links.append(f"![{f.stem}](benchmarks/results/seed_report/{f.name})")
+            links.append(f"![{f.stem}](benchmarks/results/{folder}/{f.name})")
     return links
 
 
@@ -1070,6 +1072,12 @@ def main() -> None:
         help="Markdown appended to the section (findings of the run)",
     )
     ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument(
+        "--plots",
+        action="store_true",
+        help="report with --no-write: still write the plots (seed_ARCH_tlT_BOUND.png and the "
+        "nn2mip report's, under seed_report_tlT_BOUND/) and print their Markdown links",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     archs = args.archs or (QUICK if args.quick else list(ARCHS))
@@ -1156,14 +1164,20 @@ def main() -> None:
         print(md)
         # Only the report (or a full run) rewrites the section: it is rebuilt from the archs
         # of this command alone, so a --stage mip run would drop every other row.
-        if not args.no_write and args.stage in ("report", "all"):
+        if args.stage in ("report", "all") and (args.plots or not args.no_write):
+            # --plots beside --no-write: names that say which run, so the plots of the main
+            # table are not overwritten.
+            run = f"_tl{args.time_limit:g}_{args.bound_method}" if args.no_write else ""
             links = []
             for arch in archs:
-                png = plot(results, arch, args.time_limit, RESULTS / f"seed_{arch}.png")
+                png = plot(results, arch, args.time_limit, RESULTS / f"seed_{arch}{run}.png")
                 if png is not None:
                     links.append(f"![{arch}](benchmarks/results/{png.name})")
             import_direct_rows(store, args)
-            links += nn2mip_report(results, args)
+            links += nn2mip_report(results, args, f"seed_report{run}")
+            if args.no_write:
+                print("\n".join(links))
+                return
             extra = args.notes.read_text() if args.notes and args.notes.is_file() else ""
             body = intro(args, archs) + "\n" + md + "\n" + NOTES + "\n" + extra + "\n"
             body += "\n".join(links)
