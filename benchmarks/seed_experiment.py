@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,9 @@ class PruneConfig:
     # "tanh" (Xiao et al.), "hinge" or "ratio" (``pruning.regularizers.stability_terms``: a
     # gradient also on the deep layers whose bounds are too wide for tanh).
     loss: str = "tanh"
+    # The net the pipeline starts from: "" for the dense net, else the tag of another pruned
+    # net (``--best-from spr``: the SPR net, whose narrow deep layers the RS loss then fixes).
+    base: str = ""
 
     def __post_init__(self) -> None:
         self.finetune = int(self.finetune)
@@ -169,8 +172,10 @@ class PruneConfig:
         sym = f"_sym{self.sym}" if self.sym > 0 else ""
         lr = f"_lr{self.lr:g}" if self.lr != 0.05 else ""
         loss = f"_{self.loss}" if self.loss != "tanh" else ""
+        base = f"_from_{self.base}" if self.base else ""
         return (
             f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{lr}{sym}{loss}"
+            f"{base}"
         )
 
 
@@ -186,7 +191,8 @@ def symbolic_l1_stability(weight: float, eps: float, rows: int, loss: str = "tan
 
 
 def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:
-    """Structured (neuron) + first-layer magnitude pruning, fine-tuned with ReLU stability."""
+    """Structured (neuron) + first-layer magnitude pruning, fine-tuned with ReLU stability,
+    starting from ``dense`` (the dense net, or the net ``cfg.base`` names)."""
     xtr, ytr, _, _ = data
     model = to_torch(dense)
     masks = neuron_masks(model, cfg.neurons) if cfg.neurons > 0 else None
@@ -322,15 +328,22 @@ def candidate_table(rows: list[dict], chosen: dict | None) -> str:
 
 
 def prune_best(
-    arch: str, epochs: int, seed: int, data: tuple, max_drop: float, grid: list[PruneConfig]
+    arch: str,
+    epochs: int,
+    seed: int,
+    data: tuple,
+    max_drop: float,
+    grid: list[PruneConfig],
+    start: Network | None = None,
 ) -> Network:
-    """Try the grid from most to least aggressive; keep the first whose train accuracy is
-    within ``max_drop`` of the dense net's (cached per grid point)."""
+    """Try the grid from most to least aggressive, each from ``start`` (default: the dense
+    net); keep the first whose train accuracy is within ``max_drop`` of the dense net's
+    (cached per grid point)."""
     dense = load_network(dense_path(arch, epochs, seed))
     base = float(dense.meta["train_acc"])
     last = None
     for cfg in grid:
-        last = prune_config(arch, epochs, seed, data, cfg, dense)
+        last = prune_config(arch, epochs, seed, data, cfg, start or dense)
         if base - float(last.meta["train_acc"]) <= max_drop:
             return last
     assert last is not None
@@ -938,9 +951,12 @@ def collect(
     return collect_rows(arch, rows_by_net, args)
 
 
-def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
+def parse_grid(
+    points: list[str], arch: str, start: tuple[Network | None, str] = (None, "")
+) -> list[PruneConfig]:
     """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym,loss]"`` for every
-    architecture, or ``"ARCH:n,w,rs,..."`` for that one only."""
+    architecture, or ``"ARCH:n,w,rs,..."`` for that one only; ``start`` is ``best_start``'s
+    net and tag."""
     out = []
     for g in points:
         name, sep, values = g.rpartition(":")
@@ -951,7 +967,7 @@ def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
         try:
             if not 3 <= len(fields) <= 8 or any(x not in STABILITY_LOSSES for x in loss):
                 raise ValueError
-            out.append(PruneConfig(*map(float, numbers), *loss))
+            out.append(PruneConfig(*map(float, numbers), *loss, base=start[1]))
         except ValueError:
             raise SystemExit(
                 f"--grid point {g!r} is not 'n,w,rs[,decay,finetune,lr,sym,loss]' "
@@ -960,6 +976,30 @@ def parse_grid(points: list[str], arch: str) -> list[PruneConfig]:
     if not out:
         raise SystemExit(f"--grid has no point for {arch}")
     return out
+
+
+def arch_grid(
+    args: argparse.Namespace, arch: str, start: tuple[Network | None, str]
+) -> list[PruneConfig]:
+    """The "best" grid of ``arch``: ``--grid``'s points, else ``GRID``, tagged with the net
+    they start from."""
+    if args.grid:
+        return parse_grid(args.grid, arch, start)
+    return [replace(c, base=start[1]) for c in GRID]
+
+
+def best_start(arch: str, args: argparse.Namespace, data: tuple) -> tuple[Network | None, str]:
+    """The net the "best" pipeline starts from and its tag: ``(None, "")`` for the dense net,
+    or with ``--best-from spr`` the SPR net of ``--spr-grid`` (pruned first if not cached)."""
+    if getattr(args, "best_from", "dense") != "spr":
+        return None, ""
+    sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
+    spr = prune_spr(
+        arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs, sgrid or None
+    )
+    if spr is None:
+        raise SystemExit("--best-from spr needs SPR, which is not available")
+    return spr, f"spr_{spr.meta['config']}"
 
 
 def arch_images(args: argparse.Namespace, arch: str) -> int:
@@ -1057,6 +1097,13 @@ def main() -> None:
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
     ap.add_argument(
+        "--best-from",
+        choices=["dense", "spr"],
+        default="dense",
+        help="the net the 'best' pipeline prunes and fine-tunes: the dense net, or the SPR net "
+        "of --spr-grid (SPR's narrow deep layers, then the RS loss)",
+    )
+    ap.add_argument(
         "--engine", choices=["batch", "direct"], default="batch", help="how to run the MIPs"
     )
     ap.add_argument(
@@ -1101,9 +1148,12 @@ def main() -> None:
         dense = train_dense(arch, args.epochs, args.seed, data)
         if args.stage == "train":
             continue
+        start = best_start(arch, args, data)
         if args.stage == "candidates":
-            grid = parse_grid(args.grid, arch) if args.grid else GRID
-            nets = [prune_config(arch, args.epochs, args.seed, data, c, dense) for c in grid]
+            grid = arch_grid(args, arch, start)
+            nets = [
+                prune_config(arch, args.epochs, args.seed, data, c, start[0] or dense) for c in grid
+            ]
             xs = data[0][-args.select_images :]
             rows = candidate_rows(arch, dense, nets, xs, args.bound_method)
             print(candidate_table(rows, choose_candidate(rows)), flush=True)
@@ -1116,10 +1166,12 @@ def main() -> None:
             else:
                 run_mips(name, dense, xte, indices, args.time_limit, args.bound_method, store)
             continue
-        grid = parse_grid(args.grid, arch) if args.grid else GRID
+        grid = arch_grid(args, arch, start)
         pruned: dict[str, Network] = {}
         if "best" in args.nets:
-            pruned["best"] = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)
+            pruned["best"] = prune_best(
+                arch, args.epochs, args.seed, data, args.max_drop, grid, start[0]
+            )
         if "spr" in args.nets:
             sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
             spr = prune_spr(

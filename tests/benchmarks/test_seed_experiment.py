@@ -81,9 +81,11 @@ def test_symbolic_rs_loss_uses_the_first_rows_only() -> None:
 
 
 def test_grid_points_per_architecture() -> None:
+    import argparse
+
     import pytest
 
-    from benchmarks.seed_experiment import parse_grid
+    from benchmarks.seed_experiment import GRID, arch_grid, parse_grid
 
     pts = ["2x50:0.3,0.7,0.2,1,20", "2x100:0.2,0.5,0.3,1,10,0.02", "0.1,0,0"]
     assert [c.tag() for c in parse_grid(pts, "2x50")] == [
@@ -96,6 +98,12 @@ def test_grid_points_per_architecture() -> None:
     hinge = parse_grid(["6x100:0.3,0.7,0.05,1,10,0.02,8,hinge"], "6x100")[0]
     assert (hinge.sym, hinge.loss) == (8, "hinge")
     assert hinge.tag() == "n0.3_w0.7_rs0.05_ft10d_lr0.02_sym8_hinge"
+    # --best-from spr: the start net's tag goes into every point's tag (its own cache file).
+    spr = parse_grid(["0,0,2,1,10,0.02,2,ratio"], "6x100", (None, "spr_l0.001_a0.5_se20"))[0]
+    assert spr.tag() == "n0_w0_rs2_ft10d_lr0.02_sym2_ratio_from_spr_l0.001_a0.5_se20"
+    args = argparse.Namespace(grid=None)
+    assert all(c.base == "spr_x" for c in arch_grid(args, "2x50", (None, "spr_x")))
+    assert all(c.base == "" for c in GRID)  # the module's grid is left alone
     for bad in ("0.3,0.7", "0.3,0.7,0.1,1,10,0.02,8,square", "0.3,x,0.1", "1,2,3,4,5,6,7,8,9"):
         with pytest.raises(SystemExit, match="--grid point"):
             parse_grid([bad], "2x50")
