@@ -469,6 +469,8 @@ def relu_stability_regularizer(
     """
     if bounds not in ("interval", "symbolic"):
         raise ValueError(f"bounds must be 'interval' or 'symbolic', got {bounds!r}")
+    if norm not in ("inf", "1"):
+        raise ValueError(f"norm must be 'inf' or '1', got {norm!r}")
     if bounds == "interval" and norm != "inf":
         raise ValueError("interval RS bounds are for the L-inf ball; use bounds='symbolic'")
     if loss not in STABILITY_LOSSES:

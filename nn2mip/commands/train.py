@@ -25,7 +25,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--spr-lambda", type=nonneg_float, default=0.0, help="SPR strength")
     p.add_argument("--spr-alpha", type=float, default=0.5, help="SPR alpha in (0, 1)")
     p.add_argument("--stability", type=nonneg_float, default=0.0, help="ReLU-stability weight")
-    p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its L-inf radius")
+    p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its ball's radius")
+    p.add_argument("--stability-norm", default="inf", help="its ball's norm: inf or 1")
+    p.add_argument(
+        "--stability-bounds",
+        default="interval",
+        help="interval (L-inf only) or symbolic (the bounds the MIP gets; costs more per row)",
+    )
+    p.add_argument(
+        "--stability-rows",
+        type=int,
+        default=0,
+        help="with symbolic bounds: the loss on the first N rows of each batch (0: all)",
+    )
     p.add_argument(
         "--stability-loss",
         default="tanh",
@@ -53,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from nn2mip.torch_io import from_torch
     from pruning.compact import compact_network
     from pruning.regularizers import (
-        STABILITY_LOSSES,
         combine_hooks,
         combine_regularizers,
         group_lasso_prox,
@@ -68,20 +79,27 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--epochs must be at least 1")
     if any(h < 1 for h in args.hidden):
         raise InvalidInputError("--hidden widths must be positive")
-    if args.stability_loss not in STABILITY_LOSSES:
-        raise InvalidInputError(
-            f"unknown stability loss {args.stability_loss!r}; choose {', '.join(STABILITY_LOSSES)}"
-        )
     if not 0.0 < args.spr_alpha < 1.0:
         raise InvalidInputError(f"--spr-alpha must be in (0, 1), got {args.spr_alpha}")
+    if args.stability_rows < 0:
+        raise InvalidInputError("--stability-rows must be 0 (all) or positive")
+    try:
+        stability = relu_stability_regularizer(
+            args.stability,
+            args.stability_eps,
+            norm=args.stability_norm,
+            bounds=args.stability_bounds,
+            loss=args.stability_loss,
+        )
+    except ValueError as e:
+        raise InvalidInputError(f"--stability options: {e}") from None
+    rows = args.stability_rows
     torch.set_num_threads(1)
     data = load_dataset(args.data, args.data_dir)
     model = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
     reg = combine_regularizers(
         spr_regularizer(args.spr_lambda, args.spr_alpha) if args.spr_lambda > 0 else None,
-        relu_stability_regularizer(args.stability, args.stability_eps, loss=args.stability_loss)
-        if args.stability > 0
-        else None,
+        (lambda m, xb: stability(m, xb[:rows] if rows else xb)) if args.stability > 0 else None,
     )
     hook = combine_hooks(
         l1_prox(args.l1, args.lr) if args.l1 > 0 else None,
@@ -118,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
                 "spr_alpha",
                 "stability",
                 "stability_eps",
+                "stability_norm",
+                "stability_bounds",
+                "stability_rows",
                 "stability_loss",
                 "seed",
             )

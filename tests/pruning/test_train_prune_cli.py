@@ -66,6 +66,17 @@ def test_train_with_spr_and_group_lasso(tmp_path):
     assert rc == 0 and out.is_file()
 
 
+def test_train_with_symbolic_l1_stability_on_some_rows(tmp_path):
+    out = tmp_path / "s.safetensors"
+    argv = ["train", "--hidden", "12", "12", "--epochs", "1", "--out", str(out)]
+    stab = ["--stability", "1", "--stability-eps", "0.5", "--stability-norm", "1"]
+    stab += ["--stability-bounds", "symbolic", "--stability-rows", "4", "--stability-loss", "ratio"]
+    assert main([*argv, *stab]) == 0
+    net, _ = load_network_and_masks(out)
+    assert "stability_bounds=symbolic" in net.meta["training"]
+    assert "stability_rows=4" in net.meta["training"]
+
+
 @pytest.mark.parametrize("method", ["global-magnitude", "spr", "synflow"])
 def test_prune_compacts(tmp_path, model_file, method):
     out = tmp_path / "p.safetensors"
@@ -128,6 +139,10 @@ def test_prune_keep_masks(tmp_path, model_file):
         ["train", "--data", "mnist"],
         ["train", "--spr-alpha", "1.5"],
         ["train", "--stability-loss", "square"],
+        ["train", "--stability-norm", "2", "--stability-bounds", "symbolic"],
+        ["train", "--stability-norm", "1"],  # interval bounds are L-inf only
+        ["train", "--stability-bounds", "lp"],
+        ["train", "--stability-rows", "-1"],
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, model_file, capsys, argv):
