@@ -236,9 +236,9 @@ def cactus_plot(rows: list[dict[str, object]], models: list[ModelStats], path: P
     ax.set_ylabel("instances decided")
     ax.set_title("Cactus plot")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # Below the axes: model names are long and would cover the curves (or leave the figure).
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
