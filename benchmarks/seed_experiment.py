@@ -131,8 +131,8 @@ def l1_ball_bounds(
 
 def l1_relu_stability(weight: float, eps: float, loss: str = "tanh") -> Regularizer:
     """The ReLU-stability loss (Xiao et al.'s ``-weight * mean tanh(1 + l u)`` over hidden
-    neurons, or the hinge) with ``l1_ball_bounds``: it pushes every neuron towards a fixed sign
-    over the L1 ball."""
+    neurons, or another ``stability_terms`` loss) with ``l1_ball_bounds``: it pushes every
+    neuron towards a fixed sign over the L1 ball."""
 
     def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
         terms = [stability_terms(lo, hi, loss) for lo, hi in l1_ball_bounds(model, xb, eps)]
@@ -343,7 +343,7 @@ def prune_best(
     base = float(dense.meta["train_acc"])
     last = None
     for cfg in grid:
-        last = prune_config(arch, epochs, seed, data, cfg, start or dense)
+        last = prune_config(arch, epochs, seed, data, cfg, dense if start is None else start)
         if base - float(last.meta["train_acc"]) <= max_drop:
             return last
     assert last is not None
@@ -988,15 +988,20 @@ def arch_grid(
     return [replace(c, base=start[1]) for c in GRID]
 
 
+def spr_net(arch: str, args: argparse.Namespace, data: tuple) -> Network | None:
+    """``prune_spr`` over ``--spr-grid`` (the seed's grid when not given)."""
+    sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
+    return prune_spr(
+        arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs, sgrid or None
+    )
+
+
 def best_start(arch: str, args: argparse.Namespace, data: tuple) -> tuple[Network | None, str]:
     """The net the "best" pipeline starts from and its tag: ``(None, "")`` for the dense net,
     or with ``--best-from spr`` the SPR net of ``--spr-grid`` (pruned first if not cached)."""
     if getattr(args, "best_from", "dense") != "spr":
         return None, ""
-    sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
-    spr = prune_spr(
-        arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs, sgrid or None
-    )
+    spr = spr_net(arch, args, data)
     if spr is None:
         raise SystemExit("--best-from spr needs SPR, which is not available")
     return spr, f"spr_{spr.meta['config']}"
@@ -1149,11 +1154,10 @@ def main() -> None:
         if args.stage == "train":
             continue
         start = best_start(arch, args, data)
+        origin = start[0] if start[0] is not None else dense
         if args.stage == "candidates":
             grid = arch_grid(args, arch, start)
-            nets = [
-                prune_config(arch, args.epochs, args.seed, data, c, start[0] or dense) for c in grid
-            ]
+            nets = [prune_config(arch, args.epochs, args.seed, data, c, origin) for c in grid]
             xs = data[0][-args.select_images :]
             rows = candidate_rows(arch, dense, nets, xs, args.bound_method)
             print(candidate_table(rows, choose_candidate(rows)), flush=True)
@@ -1173,10 +1177,7 @@ def main() -> None:
                 arch, args.epochs, args.seed, data, args.max_drop, grid, start[0]
             )
         if "spr" in args.nets:
-            sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
-            spr = prune_spr(
-                arch, args.epochs, args.seed, data, args.max_drop, args.spr_epochs, sgrid or None
-            )
+            spr = spr_net(arch, args, data)
             if spr is not None:
                 pruned["spr"] = spr
         if args.stage == "prune":
