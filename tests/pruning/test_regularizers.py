@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -305,3 +306,32 @@ def test_ratio_stability_is_scale_invariant_and_hinge_is_not():
         a, b = float(reg(model, x).detach()), float(reg(scaled, x).detach())
         assert a > 0
         assert (a == pytest.approx(b, rel=1e-9)) is same
+
+
+def test_l1_concretize_picks_top_coordinates_with_the_same_values_and_gradients():
+    # Reference: the plain autograd formula (every coordinate's gain, then topk), which the
+    # no-grad pick must reproduce exactly, gradient included.
+    from pruning.regularizers import _ball_concretize
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 20, dtype=torch.float64)
+    x[:, :4] = 0.0  # pixels at the box faces can move one way only
+    x[:, 4:6] = 1.0
+    for upper in (True, False):
+        for eps in (2.5, 3.0):
+            a = torch.randn(3, 5, 20, dtype=torch.float64, requires_grad=True)
+            c = torch.randn(3, 5, dtype=torch.float64)
+            got = _ball_concretize(a, c, x, eps, "1", (0.0, 1.0), upper)
+            (ga,) = torch.autograd.grad(got.sum(), a)
+            sign = 1.0 if upper else -1.0
+            up = (x < 1.0).double()[:, None, :]
+            dn = (x > 0.0).double()[:, None, :]
+            gain = (sign * a).clamp(min=0.0) * up + (-sign * a).clamp(min=0.0) * dn
+            k = math.ceil(eps)
+            frac = torch.ones(k, dtype=torch.float64)
+            frac[-1] = eps - (k - 1)
+            ref = torch.einsum("bmn,bn->bm", a, x) + c
+            ref = ref + sign * (gain.topk(k, dim=-1).values * frac).sum(-1)
+            (gr,) = torch.autograd.grad(ref.sum(), a)
+            torch.testing.assert_close(got, ref)
+            torch.testing.assert_close(ga, gr)
