@@ -182,12 +182,9 @@ class PruneConfig:
 def symbolic_l1_stability(weight: float, eps: float, rows: int, loss: str = "tanh") -> Regularizer:
     """The catalogue's ReLU-stability loss on symbolic L1-ball bounds, on ``rows`` of each
     batch."""
-    inner = relu_stability_regularizer(weight, eps, norm="1", bounds="symbolic", loss=loss)
-
-    def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        return inner(model, xb[:rows])
-
-    return reg
+    return relu_stability_regularizer(
+        weight, eps, norm="1", bounds="symbolic", loss=loss, rows=rows
+    )
 
 
 def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:

@@ -456,6 +456,7 @@ def relu_stability_regularizer(
     norm: str = "inf",
     bounds: str = "interval",
     loss: str = "tanh",
+    rows: int = 0,
 ) -> Regularizer:
     """ReLU-stability loss: ``weight`` times the mean of ``stability_terms(l, u, loss)`` over
     hidden neurons and the batch, on bounds ``(l, u)`` over the ball around each row. With
@@ -466,7 +467,11 @@ def relu_stability_regularizer(
     ``bounds="interval"`` (L-inf only, Xiao et al.'s choice) or ``"symbolic"``
     (``symbolic_bounds_torch``, L-inf or L1: the bounds the MIP gets by default; with the
     loose interval bounds a deep layer's neurons look unstable whatever the weights do).
+    ``rows > 0``: the loss on the first ``rows`` rows of each batch only (symbolic bounds cost a
+    (rows, width, inputs) tensor per layer).
     """
+    if rows < 0:
+        raise ValueError(f"rows must be 0 (all) or positive, got {rows}")
     if bounds not in ("interval", "symbolic"):
         raise ValueError(f"bounds must be 'interval' or 'symbolic', got {bounds!r}")
     if norm not in ("inf", "1"):
@@ -477,6 +482,8 @@ def relu_stability_regularizer(
         raise ValueError(f"stability loss must be one of {STABILITY_LOSSES}, got {loss!r}")
 
     def reg(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        if rows:
+            xb = xb[:rows]
         if bounds == "symbolic":
             bnds = symbolic_bounds_torch(model, xb, eps, norm, domain)
         else:

@@ -81,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--hidden widths must be positive")
     if not 0.0 < args.spr_alpha < 1.0:
         raise InvalidInputError(f"--spr-alpha must be in (0, 1), got {args.spr_alpha}")
-    if args.stability_rows < 0:
-        raise InvalidInputError("--stability-rows must be 0 (all) or positive")
     try:
         stability = relu_stability_regularizer(
             args.stability,
@@ -90,16 +88,16 @@ def run(args: argparse.Namespace) -> int:
             norm=args.stability_norm,
             bounds=args.stability_bounds,
             loss=args.stability_loss,
+            rows=args.stability_rows,
         )
     except ValueError as e:
         raise InvalidInputError(f"--stability options: {e}") from None
-    rows = args.stability_rows
     torch.set_num_threads(1)
     data = load_dataset(args.data, args.data_dir)
     model = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
     reg = combine_regularizers(
         spr_regularizer(args.spr_lambda, args.spr_alpha) if args.spr_lambda > 0 else None,
-        (lambda m, xb: stability(m, xb[:rows] if rows else xb)) if args.stability > 0 else None,
+        stability if args.stability > 0 else None,
     )
     hook = combine_hooks(
         l1_prox(args.l1, args.lr) if args.l1 > 0 else None,
