@@ -40,6 +40,7 @@ from nn2mip.network import Network  # noqa: E402
 from nn2mip.region import ball_region  # noqa: E402
 from nn2mip.serialize import load_network, save_network  # noqa: E402
 from nn2mip.torch_io import from_torch, to_torch  # noqa: E402
+from pruning.adversarial_training import Adversary  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
 from pruning.magnitude import magnitude_masks  # noqa: E402
 from pruning.masks import apply_masks  # noqa: E402
@@ -158,6 +159,10 @@ class PruneConfig:
     # "tanh" (Xiao et al.), "hinge" or "ratio" (``pruning.regularizers.stability_terms``: a
     # gradient also on the deep layers whose bounds are too wide for tanh).
     loss: str = "tanh"
+    # > 0: adversarial training during fine-tuning (``pruning.adversarial_training``): half the
+    # cross-entropy on 10-step PGD points of the L1 ball of this radius around the first 32
+    # images of each batch (a third of the cost of attacking all 128).
+    adv: float = 0.0
     # The net the pipeline starts from: "" for the dense net, else the tag of another pruned
     # net (``--best-from spr``: the SPR net, whose narrow deep layers the RS loss then fixes).
     base: str = ""
@@ -165,6 +170,7 @@ class PruneConfig:
     def __post_init__(self) -> None:
         self.finetune = int(self.finetune)
         self.sym = int(self.sym)
+        self.adv = float(self.adv)
 
     def tag(self) -> str:
         """Short file-name tag."""
@@ -172,10 +178,11 @@ class PruneConfig:
         sym = f"_sym{self.sym}" if self.sym > 0 else ""
         lr = f"_lr{self.lr:g}" if self.lr != 0.05 else ""
         loss = f"_{self.loss}" if self.loss != "tanh" else ""
+        adv = f"_adv{self.adv:g}" if self.adv > 0 else ""
         base = f"_from_{self.base}" if self.base else ""
         return (
             f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{lr}{sym}{loss}"
-            f"{base}"
+            f"{adv}{base}"
         )
 
 
@@ -223,6 +230,9 @@ def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> t
                 masks=masks,
                 regularizer=reg,
                 seed=seed,
+                adversary=Adversary(cfg.adv, "1", steps=10, weight=0.5, rows=32)
+                if cfg.adv > 0
+                else None,
             )
     return model
 
@@ -951,7 +961,7 @@ def collect(
 def parse_grid(
     points: list[str], arch: str, start: tuple[Network | None, str] = (None, "")
 ) -> list[PruneConfig]:
-    """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym,loss]"`` for every
+    """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym,loss,adv]"`` for every
     architecture, or ``"ARCH:n,w,rs,..."`` for that one only; ``start`` is ``best_start``'s
     net and tag."""
     out = []
@@ -960,14 +970,14 @@ def parse_grid(
         if sep and name != arch:
             continue
         fields = values.split(",")
-        numbers, loss = fields[:7], fields[7:]
+        numbers, loss, adv = fields[:7], fields[7:8], fields[8:]
         try:
-            if not 3 <= len(fields) <= 8 or any(x not in STABILITY_LOSSES for x in loss):
+            if not 3 <= len(fields) <= 9 or any(x not in STABILITY_LOSSES for x in loss):
                 raise ValueError
-            out.append(PruneConfig(*map(float, numbers), *loss, base=start[1]))
+            out.append(PruneConfig(*map(float, numbers), *loss, *map(float, adv), base=start[1]))
         except ValueError:
             raise SystemExit(
-                f"--grid point {g!r} is not 'n,w,rs[,decay,finetune,lr,sym,loss]' "
+                f"--grid point {g!r} is not 'n,w,rs[,decay,finetune,lr,sym,loss,adv]' "
                 f"(loss one of {', '.join(STABILITY_LOSSES)})"
             ) from None
     if not out:
@@ -1093,8 +1103,8 @@ def main() -> None:
     ap.add_argument(
         "--grid",
         nargs="+",
-        help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym,loss]', most "
-        "aggressive first",
+        help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym,loss,adv]'"
+        " (adv: L1 radius of adversarial fine-tuning, 0 off), most aggressive first",
     )
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")

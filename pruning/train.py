@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pruning.adversarial_training import Adversary
 from pruning.masks import Masks, apply_masks, mask_gradients
 
 
@@ -47,6 +48,7 @@ def train(
     seed: int = 0,
     on_backward: Callable[[nn.Module], None] | None = None,
     weight_decay: float = 0.0,
+    adversary: Adversary | None = None,
 ) -> nn.Module:
     """Minimize cross-entropy (+ ``regularizer(model, batch_x)``) in place and return the model.
 
@@ -56,6 +58,7 @@ def train(
     ``on_backward`` sees the dense gradients before masking (RigL grows by them);
     ``after_step`` runs after the step and the re-masking (proximal steps plug in here).
     Parameters with ``requires_grad=False`` are left untouched (freezing).
+    ``adversary`` mixes in the cross-entropy on its PGD points (adversarial training).
     """
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
@@ -76,7 +79,10 @@ def train(
         for start in range(0, len(yt), batch_size):
             idx = perm[start : start + batch_size]
             opt.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            if adversary is not None:
+                loss = adversary.loss(model, xt[idx], yt[idx], loss_fn)
+            else:
+                loss = loss_fn(model(xt[idx]), yt[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model, xt[idx])
             loss.backward()

@@ -43,6 +43,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="tanh",
         help="tanh (Xiao et al.), hinge or ratio (keeps a gradient on deep, wide-bound layers)",
     )
+    p.add_argument(
+        "--adv-eps",
+        type=nonneg_float,
+        default=0.0,
+        help="adversarial training: PGD ball radius (0: off)",
+    )
+    p.add_argument("--adv-norm", default="inf", help="its ball's norm: inf or 1")
+    p.add_argument("--adv-steps", type=int, default=10, help="PGD steps per batch")
+    p.add_argument(
+        "--adv-weight",
+        type=float,
+        default=0.5,
+        help="share of the loss on the PGD points, in (0, 1]",
+    )
+    p.add_argument(
+        "--adv-rows", type=int, default=0, help="attack only the first N rows of each batch"
+    )
     p.add_argument("--compact", action="store_true", help="remove neurons left without weights")
     p.add_argument("--out", required=True, help="output model file (.safetensors)")
     p.add_argument("--json", action="store_true")
@@ -63,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from nn2mip.datasets import load_dataset
     from nn2mip.serialize import save_network
     from nn2mip.torch_io import from_torch
+    from pruning.adversarial_training import Adversary, robust_accuracy
     from pruning.compact import compact_network
     from pruning.regularizers import (
         combine_hooks,
@@ -92,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise InvalidInputError(f"--stability options: {e}") from None
+    adversary = None
+    if args.adv_eps > 0:
+        try:
+            adversary = Adversary(
+                args.adv_eps, args.adv_norm, args.adv_steps, args.adv_weight, rows=args.adv_rows
+            )
+        except InvalidInputError as e:
+            raise InvalidInputError(f"--adv options: {e}") from None
     torch.set_num_threads(1)
     data = load_dataset(args.data, args.data_dir)
     model = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
@@ -114,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         regularizer=reg,
         after_step=hook,
         seed=args.seed,
+        adversary=adversary,
     )
     acc = accuracy(model, data.x_test, data.y_test)
     net = from_torch(model)
@@ -138,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
                 "stability_bounds",
                 "stability_rows",
                 "stability_loss",
+                "adv_eps",
+                "adv_norm",
+                "adv_steps",
+                "adv_weight",
+                "adv_rows",
                 "seed",
             )
         ),
@@ -150,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
         "hidden_neurons": net.num_hidden_neurons,
         "nonzero_weights": net.num_weights,
     }
+    if adversary is not None:
+        # The same attack at test time: an upper bound on what a verifier can certify.
+        info["pgd_accuracy"] = robust_accuracy(model, data.x_test, data.y_test, adversary)
     if args.json:
         print_json(info)
     else:

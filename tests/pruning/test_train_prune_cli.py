@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nn2mip.cli import main
@@ -77,6 +79,17 @@ def test_train_with_symbolic_l1_stability_on_some_rows(tmp_path):
     assert "stability_rows=4" in net.meta["training"]
 
 
+def test_train_adversarially_reports_pgd_accuracy(tmp_path, capsys):
+    out = tmp_path / "a.safetensors"
+    argv = ["train", "--hidden", "12", "--epochs", "1", "--out", str(out), "--json"]
+    adv = ["--adv-eps", "2", "--adv-norm", "1", "--adv-steps", "3", "--adv-rows", "16"]
+    assert main([*argv, *adv]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert 0.0 <= info["pgd_accuracy"] <= info["test_accuracy"] + 0.05
+    net, _ = load_network_and_masks(out)
+    assert "adv_eps=2.0" in net.meta["training"] and "adv_norm=1" in net.meta["training"]
+
+
 @pytest.mark.parametrize("method", ["global-magnitude", "spr", "synflow"])
 def test_prune_compacts(tmp_path, model_file, method):
     out = tmp_path / "p.safetensors"
@@ -143,6 +156,9 @@ def test_prune_keep_masks(tmp_path, model_file):
         ["train", "--stability-norm", "1"],  # interval bounds are L-inf only
         ["train", "--stability-bounds", "lp"],
         ["train", "--stability-rows", "-1"],
+        ["train", "--adv-eps", "0.1", "--adv-norm", "2"],
+        ["train", "--adv-eps", "0.1", "--adv-steps", "0"],
+        ["train", "--adv-eps", "0.1", "--adv-weight", "1.5"],
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, model_file, capsys, argv):
