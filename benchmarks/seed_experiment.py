@@ -563,11 +563,20 @@ def sqlite_path(time_limit: float, bound_method: str) -> Path:
     return OUT / f"results_tl{time_limit:g}_{bound_method}.sqlite"
 
 
-def engine(tag: str) -> dict[str, str]:
+def engine(tag: str) -> dict[str, str | bool]:
     """A ``--bound-method`` tag as solver settings: "alpha" -> alpha bounds and the MIP,
-    "alpha+auto" -> alpha bounds and branch and bound before the MIP."""
-    bounds, _, method = tag.partition("+")
-    return {"bound_method": bounds, "method": method or "mip"}
+    "alpha+auto" -> alpha bounds and branch and bound before the MIP; a "+pgd" part turns on
+    the batch engine's PGD before either (its default, off here so that the times are MIP
+    times): "alpha+pgd", "alpha+auto+pgd"."""
+    bounds, *parts = tag.split("+")
+    methods = [p for p in parts if p != "pgd"]
+    if len(methods) > 1 or len(parts) - len(methods) > 1:
+        raise SystemExit(f"--bound-method {tag!r} is not BOUNDS[+METHOD][+pgd]")
+    return {
+        "bound_method": bounds,
+        "method": methods[0] if methods else "mip",
+        "pgd": "pgd" in parts,
+    }
 
 
 def run_mips_batch(
@@ -580,8 +589,9 @@ def run_mips_batch(
     mnist_dir: Path,
     jobs: int = 1,
 ) -> list[dict]:
-    """The same instances through the batch engine (SQLite store, resumable; PGD off so the
-    times are MIP times); the rows are mirrored into ``store`` for the table."""
+    """The same instances through the batch engine (SQLite store, resumable; PGD only with a
+    "+pgd" tag, so that by default the times are MIP times); the rows are mirrored into
+    ``store`` for the table."""
     from adversarial.batch import BatchSpec, run_batch
 
     db = sqlite_path(time_limit, bound_method)
@@ -598,7 +608,6 @@ def run_mips_batch(
         data_dir=str(mnist_dir),
         time_limit=time_limit,
         threads=1,
-        pgd=False,
         **engine(bound_method),
     )
     # One solve per process either way: jobs > 1 runs that many instances side by side.
@@ -1096,7 +1105,8 @@ def main() -> None:
         "--bound-method",
         default="symbolic",
         help="interval, symbolic, alpha, lp or mip; 'B+auto' or 'B+bab' (batch engine only): "
-        "bounds B and branch and bound before (or instead of) the MIP, a separate cache key",
+        "bounds B and branch and bound before (or instead of) the MIP; '+pgd' (batch engine "
+        "only): PGD before either; each tag is a separate cache key",
     )
     ap.add_argument("--max-drop", type=float, default=0.005, help="max train accuracy drop")
     ap.add_argument("--mnist", type=Path, default=MNIST)

@@ -104,9 +104,26 @@ def test_grid_points_per_architecture() -> None:
     args = argparse.Namespace(grid=None)
     assert all(c.base == "spr_x" for c in arch_grid(args, "2x50", (None, "spr_x")))
     assert all(c.base == "" for c in GRID)  # the module's grid is left alone
-    for bad in ("0.3,0.7", "0.3,0.7,0.1,1,10,0.02,8,square", "0.3,x,0.1", "1,2,3,4,5,6,7,8,9"):
+    adv = parse_grid(["0,0,1,1,10,0.02,2,ratio,5"], "6x100", (None, "spr_x"))[0]
+    assert adv.adv == 5.0 and adv.tag() == "n0_w0_rs1_ft10d_lr0.02_sym2_ratio_adv5_from_spr_x"
+    bad_points = ("0.3,0.7", "0.3,0.7,0.1,1,10,0.02,8,square", "0.3,x,0.1", "1,2,3,4,5,6,7,8,9")
+    for bad in (*bad_points, "0,0,1,1,10,0.02,2,ratio,x", "0,0,1,1,10,0.02,2,ratio,5,1"):
         with pytest.raises(SystemExit, match="--grid point"):
             parse_grid([bad], "2x50")
+
+
+def test_engine_tags() -> None:
+    import pytest
+
+    from benchmarks.seed_experiment import engine
+
+    assert engine("alpha") == {"bound_method": "alpha", "method": "mip", "pgd": False}
+    assert engine("alpha+auto") == {"bound_method": "alpha", "method": "auto", "pgd": False}
+    assert engine("alpha+pgd") == {"bound_method": "alpha", "method": "mip", "pgd": True}
+    assert engine("lp+bab+pgd") == {"bound_method": "lp", "method": "bab", "pgd": True}
+    for bad in ("alpha+auto+bab", "alpha+pgd+pgd"):
+        with pytest.raises(SystemExit, match="--bound-method"):
+            engine(bad)
 
 
 def test_unstable_median_matches_the_bounds_and_candidate_choice() -> None:
