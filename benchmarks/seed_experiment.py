@@ -1148,6 +1148,9 @@ def main() -> None:
         "nn2mip report's, under seed_report_tlT_BOUND/) and print their Markdown links",
     )
     args = ap.parse_args()
+    engine(args.bound_method)  # a bad tag stops here, before any training
+    if args.engine == "direct" and "+" in args.bound_method:
+        ap.error("--engine direct takes plain bounds; B+auto, B+bab and +pgd need the batch engine")
     torch.set_num_threads(1)
     archs = args.archs or (QUICK if args.quick else list(ARCHS))
     data = load_data(args.mnist)
