@@ -778,17 +778,21 @@ def shape(net: Network) -> str:
 
 
 def summarize(rows: list[dict], time_limit: float) -> dict:
-    """Mean / median time (timeouts at the limit), solved count, median binaries and nonzeros."""
+    """Mean / median time (timeouts at the limit), solved count, median binaries and nonzeros
+    (over the instances that built a formulation: PGD can decide one before)."""
     t = np.array(
         [min(r["time"], time_limit) if r["verdict"] in SOLVED else time_limit for r in rows]
     )
+    built = [r for r in rows if r.get("binaries") is not None] or [
+        {"binaries": np.nan, "nonzeros": np.nan}
+    ]
     return {
         "mean": float(t.mean()),
         "median": float(np.median(t)),
         "solved": sum(r["verdict"] in SOLVED for r in rows),
         "n": len(rows),
-        "binaries": float(np.median([r["binaries"] for r in rows])),
-        "nonzeros": float(np.median([r["nonzeros"] for r in rows])),
+        "binaries": float(np.median([r["binaries"] for r in built])),
+        "nonzeros": float(np.median([r["nonzeros"] for r in built])),
         "times": t,
         "solved_mask": np.array([r["verdict"] in SOLVED for r in rows], dtype=bool),
         "adv": sum(r["verdict"] == "adversarial" for r in rows),

@@ -221,3 +221,17 @@ def test_export_rebuilds_the_table_without_the_cache(tmp_path, monkeypatch) -> N
     np.testing.assert_allclose(g["dense"]["times"], e["dense"]["times"])
     assert se.table(got, 120.0, 50) == se.table(expected, 120.0, 50)
     assert ">=15.0x" in se.table(got, 120.0, 50)  # median of 60, 15, 5
+
+
+def test_summary_skips_instances_decided_before_a_formulation() -> None:
+    """PGD can decide an instance before any MIP is built: its row has no binaries."""
+    from benchmarks.seed_experiment import summarize
+
+    rows = [
+        {"time": 0.01, "verdict": "adversarial", "binaries": None, "nonzeros": None},
+        {"time": 2.0, "verdict": "robust", "binaries": 30, "nonzeros": 900},
+        {"time": 9.0, "verdict": "timeout", "binaries": 50, "nonzeros": 1100},
+    ]
+    s = summarize(rows, 5.0)
+    assert (s["binaries"], s["nonzeros"], s["solved"], s["adv"]) == (40.0, 1000.0, 2, 1)
+    assert list(s["times"]) == [0.01, 2.0, 5.0]
