@@ -1047,12 +1047,15 @@ up to 32 threads (180 s limit, 1800 s for 6x500), on different hardware: compare
 seconds. Test accuracy is on all 10,000 MNIST test images; "target met" means within 0.5
 points of dense, a median speedup of at least 10x and every pruned instance decided.
 
-Pruning names: `best (nA_wB_rsC_ftD[d][_lrL][_symK])` removes the fraction A of hidden neurons
-per layer (lowest norm), masks the fraction B of first-layer weights (magnitude), then
-fine-tunes D epochs (SGD lr L, default 0.05, `d`: the last 30% at lr / 10) with Xiao et al.'s
-ReLU-stability loss at weight C over the L1 ball (first layer +- eps * max |w|, interval
-bounds after it; `_symK`: the symbolic bounds the MIP uses, on K rows per batch); then
-compacts. `spr (lL_aA_seE)` is the seed's pipeline with the catalogue's SPR: E epochs of SPR
+Pruning names: `best (nA_wB_rsC_ftD[d][_lrL][_symK][_LOSS][_advE][_from_NET])` removes the
+fraction A of hidden neurons per layer (lowest norm), masks the fraction B of first-layer
+weights (magnitude), then fine-tunes D epochs (SGD lr L, default 0.05, `d`: the last 30% at
+lr / 10) with Xiao et al.'s ReLU-stability loss at weight C over the L1 ball (first layer +-
+eps * max |w|, interval bounds after it; `_symK`: the symbolic bounds the MIP uses, on K rows
+per batch; `_LOSS`: `hinge` or `ratio` in place of tanh; `_advE`: half the cross-entropy on
+L1 PGD points of radius E, adversarial training; `_from_NET`: starting from the pruned net
+NET, e.g. the SPR net, instead of the dense one); then compacts. `spr (lL_aA_seE)` is the
+seed's pipeline with the catalogue's SPR: E epochs of SPR
 (lambda L, alpha A, M per layer from the dense net), the largest weight threshold whose neuron
 drop costs at most 0.5 points of train accuracy, nearly empty neurons dropped, the rest kept
 as trained, 10 fine-tuning epochs, compaction.
