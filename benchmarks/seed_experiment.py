@@ -46,8 +46,8 @@ from pruning.magnitude import magnitude_masks  # noqa: E402
 from pruning.masks import apply_masks  # noqa: E402
 from pruning.regularizers import (  # noqa: E402
     STABILITY_LOSSES,
+    mean_stability_terms,
     relu_stability_regularizer,
-    stability_terms,
 )
 from pruning.structured import neuron_masks  # noqa: E402
 from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train  # noqa: E402
@@ -136,8 +136,7 @@ def l1_relu_stability(weight: float, eps: float, loss: str = "tanh") -> Regulari
     neuron towards a fixed sign over the L1 ball."""
 
     def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        terms = [stability_terms(lo, hi, loss) for lo, hi in l1_ball_bounds(model, xb, eps)]
-        return weight * torch.cat([t.flatten() for t in terms]).mean()
+        return weight * mean_stability_terms(l1_ball_bounds(model, xb, eps), loss)
 
     return reg
 

@@ -488,10 +488,18 @@ def relu_stability_regularizer(
             bnds = symbolic_bounds_torch(model, xb, eps, norm, domain)
         else:
             bnds = interval_bounds_torch(model, xb, eps, domain)
-        terms = [stability_terms(lo, hi, loss) for lo, hi in bnds]
-        return weight * torch.cat([t.flatten() for t in terms]).mean()
+        return weight * mean_stability_terms(bnds, loss)
 
     return reg
+
+
+def mean_stability_terms(
+    bounds: Sequence[tuple[torch.Tensor, torch.Tensor]], loss: str = "tanh"
+) -> torch.Tensor:
+    """Mean of ``stability_terms(l, u, loss)`` over every (row, neuron) of the layers' bounds,
+    so that each neuron counts once whatever its layer's width."""
+    terms = [stability_terms(lo, hi, loss) for lo, hi in bounds]
+    return torch.cat([t.flatten() for t in terms]).mean()
 
 
 def stable_fraction(
