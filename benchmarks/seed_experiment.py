@@ -828,7 +828,9 @@ def table(results: list[dict], time_limit: float, epochs: int) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict], arch: str, time_limit: float, path: Path) -> Path | None:
+def plot(
+    results: list[dict], arch: str, time_limit: float, path: Path, tag: str = "symbolic"
+) -> Path | None:
     """Cactus plot (instances decided within t) and dense-vs-pruned scatter for ``arch``."""
     rows = [r for r in results if r["arch"] == arch]
     if not rows:
@@ -855,7 +857,14 @@ def plot(results: list[dict], arch: str, time_limit: float, path: Path) -> Path 
     ax2.set_yscale("log")
     ax2.set_xlabel("dense time (s, limit counted at the limit)")
     ax2.set_ylabel("pruned time (s)")
-    fig.suptitle(f"MNIST {arch}, L1 delta=5, HiGHS 1 thread, limit {time_limit:g} s")
+    e = engine(tag)
+    how = ("PGD, " if e["pgd"] else "") + {"auto": "BaB + HiGHS", "bab": "BaB"}.get(
+        str(e["method"]), "HiGHS"
+    )
+    fig.suptitle(
+        f"MNIST {arch}, L1 delta=5, {e['bound_method']} bounds, {how}, 1 thread, "
+        f"limit {time_limit:g} s"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -1249,7 +1258,13 @@ def main() -> None:
             run = f"_tl{args.time_limit:g}_{args.bound_method}" if args.no_write else ""
             links = []
             for arch in archs:
-                png = plot(results, arch, args.time_limit, RESULTS / f"seed_{arch}{run}.png")
+                png = plot(
+                    results,
+                    arch,
+                    args.time_limit,
+                    RESULTS / f"seed_{arch}{run}.png",
+                    args.bound_method,
+                )
                 if png is not None:
                     links.append(f"![{arch}](benchmarks/results/{png.name})")
             import_direct_rows(store, args)
