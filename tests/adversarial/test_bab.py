@@ -15,7 +15,17 @@ from nn2mip.formulation import build_formulation
 from nn2mip.highs_backend import solve_highs
 from nn2mip.network import Network, network_from_arrays
 from nn2mip.region import ball_region, box_region
+from nn2mip.threads import torch_threads
 from nn2mip.vnnlib import OutputConstraint
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread, as the engine gives branch and bound (``adversarial.problems``): with
+    torch's default two on this 2-core machine, beside two busy processes, seed 1 of the
+    completeness test ran past its 240 s deadline (23 s of CPU on one thread)."""
+    with torch_threads(1):
+        yield
 
 
 def _net(seed: int, sizes=(6, 12, 12, 3)) -> Network:
