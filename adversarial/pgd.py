@@ -15,7 +15,7 @@ import torch
 
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.network import Network
-from nn2mip.projection import project_l1_box
+from nn2mip.projection import l1_ascent_direction, project_l1_box
 from nn2mip.region import InputRegion
 from nn2mip.threads import torch_threads
 
@@ -119,18 +119,7 @@ def _pgd(
         (g,) = torch.autograd.grad(m.sum(), xt)
         g = g.numpy()
         if region.norm == "1":
-            x = _project(x + alpha * _top(g), region)
+            x = _project(x + alpha * l1_ascent_direction(g), region)
         else:
             x = _project(x + alpha * np.sign(g), region)
     return PgdResult(None, best_margin, steps_run, time.perf_counter() - t0)
-
-
-def _top(g: np.ndarray, frac: float = 0.05) -> np.ndarray:
-    """Sparse L1 steepest-ascent direction: the sign of the largest ``frac`` of gradient entries,
-    scaled to unit L1 norm (the L1 ball's vertices are where its optima live)."""
-    k = max(1, int(frac * g.shape[1]))
-    idx = np.argpartition(-np.abs(g), k - 1, axis=1)[:, :k]
-    d = np.zeros_like(g)
-    rows = np.arange(g.shape[0])[:, None]
-    d[rows, idx] = np.sign(g[rows, idx]) / k
-    return d

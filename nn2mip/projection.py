@@ -1,9 +1,13 @@
-"""Euclidean projections onto L1 balls, alone or intersected with a box: the geometry that PGD
-attacks (``adversarial.pgd``) and adversarial training (``pruning.adversarial_training``) share."""
+"""Euclidean projections onto L1 balls, alone or intersected with a box, and the sparse L1
+ascent direction: the geometry that PGD attacks (``adversarial.pgd``) and adversarial training
+(``pruning.adversarial_training``) share."""
 
 from __future__ import annotations
 
 import numpy as np
+
+# Share of the gradient's coordinates an L1 ascent step moves.
+L1_STEP_SHARE = 0.05
 
 
 def project_l1_ball(v: np.ndarray, eps: float) -> np.ndarray:
@@ -82,3 +86,15 @@ def _l1_box_theta(a: np.ndarray, cap: np.ndarray, eps: float) -> np.ndarray:
     rows = np.arange(m)
     s = slope[rows, k - 1]
     return bp[rows, k - 1] + (f[rows, k - 1] - eps) / -np.minimum(s, -1.0)
+
+
+def l1_ascent_direction(g: np.ndarray, frac: float = L1_STEP_SHARE) -> np.ndarray:
+    """Sparse L1 steepest-ascent direction for each row of ``g``: the sign of the largest
+    ``frac`` of gradient entries, scaled to unit L1 norm (the L1 ball's vertices are where its
+    optima live)."""
+    k = max(1, int(frac * g.shape[1]))
+    idx = np.argpartition(-np.abs(g), k - 1, axis=1)[:, :k]
+    d = np.zeros_like(g)
+    rows = np.arange(g.shape[0])[:, None]
+    d[rows, idx] = np.sign(g[rows, idx]) / k
+    return d

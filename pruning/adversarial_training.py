@@ -16,12 +16,9 @@ import torch
 from torch import nn
 
 from nn2mip.errors import InvalidInputError
-from nn2mip.projection import project_l1_box
+from nn2mip.projection import l1_ascent_direction, project_l1_box
 
 ADV_NORMS: tuple[str, ...] = ("inf", "1")
-# Share of the gradient's coordinates an L1 step moves (the L1 ball's optima sit at its sparse
-# vertices; adversarial.pgd uses the same direction).
-L1_STEP_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -81,8 +78,9 @@ class Adversary:
                     d = (xa + step * g.sign() - x0).clamp(-self.eps, self.eps)
                     xa = (x0 + d).clamp(lo, hi)
                 else:
-                    d = xa.detach() - x0 + step * _l1_direction(g)
-                    p = project_l1_box(d.double().numpy(), self.eps, dlo, dhi)
+                    d = (xa.detach() - x0).double().numpy()
+                    d += step * l1_ascent_direction(g.double().numpy())
+                    p = project_l1_box(d, self.eps, dlo, dhi)
                     xa = x0 + torch.as_tensor(p, dtype=x0.dtype)
         return xa.detach()
 
@@ -94,16 +92,6 @@ class Adversary:
         n = len(y) if self.rows == 0 else min(self.rows, len(y))
         xa = self.perturb(model, x[:n], y[:n])
         return (1.0 - self.weight) * clean + self.weight * loss_fn(model(xa), y[:n])
-
-
-def _l1_direction(g: torch.Tensor) -> torch.Tensor:
-    """Sparse L1 steepest-ascent direction: the signs of each row's largest ``L1_STEP_SHARE`` of
-    gradient entries, scaled to unit L1 norm."""
-    k = max(1, int(L1_STEP_SHARE * g.shape[1]))
-    idx = g.abs().topk(k, dim=1).indices
-    d = torch.zeros_like(g)
-    d.scatter_(1, idx, g.gather(1, idx).sign() / k)
-    return d
 
 
 def robust_accuracy(
