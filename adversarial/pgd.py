@@ -15,7 +15,7 @@ import torch
 
 from adversarial.witness import WitnessCheck, check_witness
 from nn2mip.network import Network
-from nn2mip.projection import l1_ascent_direction, project_l1_box
+from nn2mip.projection import l1_ascent_direction, pgd_step_size, project_l1_box
 from nn2mip.region import InputRegion
 from nn2mip.threads import torch_threads
 
@@ -86,9 +86,7 @@ def _pgd(
         starts.append(region.sample(restarts - 1, rng))
     x = _project(np.vstack(starts), region)
     eps = region.eps if region.eps > 0 else float(np.max(region.upper - region.lower))
-    alpha = step_size if step_size is not None else (2.5 * eps / max(steps, 1))
-    if region.norm == "1":
-        alpha = step_size if step_size is not None else eps / 4.0
+    alpha = step_size if step_size is not None else pgd_step_size(eps, region.norm, steps)
     ws = [torch.as_tensor(layer.weight) for layer in network.layers]
     bs = [torch.as_tensor(layer.bias) for layer in network.layers]
     relu = [layer.relu for layer in network.layers]

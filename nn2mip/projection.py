@@ -98,3 +98,12 @@ def l1_ascent_direction(g: np.ndarray, frac: float = L1_STEP_SHARE) -> np.ndarra
     rows = np.arange(g.shape[0])[:, None]
     d[rows, idx] = np.sign(g[rows, idx]) / k
     return d
+
+
+def pgd_step_size(eps: float, norm: str, steps: int) -> float:
+    """Default PGD step for a ball of radius ``eps``: L-inf sign steps of ``2.5 * eps / steps``
+    (Madry et al.'s convention, so the walk can cross the ball), L1 steps of ``eps / 4`` along
+    ``l1_ascent_direction`` (a few steps reach the ball's boundary, projection keeps them in)."""
+    if norm == "1":
+        return eps / 4.0
+    return 2.5 * eps / max(steps, 1)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nn2mip.errors import InvalidInputError
-from nn2mip.projection import l1_ascent_direction, project_l1_box
+from nn2mip.projection import l1_ascent_direction, pgd_step_size, project_l1_box
 
 ADV_NORMS: tuple[str, ...] = ("inf", "1")
 
@@ -61,10 +61,8 @@ class Adversary:
         lo, hi = self.domain
         x0 = x.detach()
         xa = x0.clone()
-        if self.norm == "inf":
-            step = 2.5 * self.eps / self.steps
-        else:
-            step = self.eps / 4.0
+        step = pgd_step_size(self.eps, self.norm, self.steps)
+        if self.norm == "1":
             # Per-row box for the perturbation d = xa - x0: domain minus the image.
             x64 = x0.double().numpy()
             dlo, dhi = lo - x64, hi - x64

@@ -1,10 +1,11 @@
-"""L1-ball and L1-ball-and-box projections: exact, also with one box per row."""
+"""L1-ball and L1-ball-and-box projections (exact, also with one box per row); PGD step sizes."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from nn2mip.projection import project_l1_ball, project_l1_box
+from nn2mip.projection import pgd_step_size, project_l1_ball, project_l1_box
 
 
 def _is_projection(v, p, feasible_samples):
@@ -76,3 +77,11 @@ def test_l1_box_projection_takes_one_box_per_row() -> None:
     assert np.all(p >= lo) and np.all(p <= hi)
     for i in range(m):
         assert np.allclose(p[i], _bisection_l1_box(v[i], eps, lo[i], hi[i]), atol=1e-9)
+
+
+def test_pgd_step_size_conventions() -> None:
+    # L-inf: 2.5 * eps / steps, so the sign walk covers the ball's width within the steps;
+    # L1: eps / 4, so four sparse steps reach the ball's boundary whatever the step count.
+    assert pgd_step_size(0.1, "inf", 10) == pytest.approx(0.025)
+    assert pgd_step_size(0.1, "inf", 0) == pytest.approx(0.25)
+    assert pgd_step_size(5.0, "1", 10) == pgd_step_size(5.0, "1", 40) == 1.25
