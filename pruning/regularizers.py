@@ -172,11 +172,17 @@ def select_neurons_to_drop(
 ) -> list[torch.Tensor]:
     """The seed's rule: a weight below ``threshold * M`` counts as zero and a neuron with at most
     ``empty_fraction`` of its incoming weights left is dropped; with ``amount`` > 0, at least
-    that fraction of each hidden layer goes (lowest group norm first)."""
+    that fraction of each hidden layer goes (lowest group norm first).
+
+    The fraction counts only weights from inputs that survive (the previous layer's kept
+    neurons): after a layer shrinks from 500 to 12 neurons, every next-layer neuron has at
+    most 12/500 of its weights left and would otherwise be dropped, emptying the net."""
     ms = list(big_m) if big_m is not None else layer_big_m(model)
-    out = []
+    out: list[torch.Tensor] = []
     for lin, m in zip(linear_layers(model)[:-1], ms, strict=True):
         w = lin.weight.detach()
+        if out:
+            w = w[:, ~out[-1]]
         alive = (w.abs() >= threshold * m).float().mean(dim=1)
         drop = alive <= empty_fraction
         k = int(amount * w.shape[0])

@@ -20,6 +20,7 @@ from pruning.regularizers import (
     l1_prox,
     proximal_prune,
     relu_stability_regularizer,
+    select_neurons_to_drop,
     spr_group_values,
     spr_prune,
     spr_regularizer,
@@ -335,3 +336,21 @@ def test_l1_concretize_picks_top_coordinates_with_the_same_values_and_gradients(
             (gr,) = torch.autograd.grad(ref.sum(), a)
             torch.testing.assert_close(got, ref)
             torch.testing.assert_close(ga, gr)
+
+
+def test_empty_neuron_rule_counts_only_surviving_inputs():
+    # Layer 0 keeps 2 of 50 neurons; each layer-1 neuron reads both with large weights, so it
+    # is far from empty even though 2/50 = 4% of its incoming weights are nonzero (< 5%).
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 50), torch.nn.ReLU(), torch.nn.Linear(50, 3), torch.nn.ReLU(),
+        torch.nn.Linear(3, 2),
+    )  # fmt: skip
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].weight[:2] = 1.0
+        model[2].weight.zero_()
+        model[2].weight[:2, :2] = 1.0  # neurons 0, 1 read the survivors; neuron 2 reads nothing
+    drop = select_neurons_to_drop(model, 0.1, 0.05, big_m=[1.0, 1.0])
+    assert int((~drop[0]).sum()) == 2
+    assert drop[1].tolist() == [False, False, True]
