@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -431,6 +431,8 @@ def bab_verify(
             return finish("unknown", queue)
         parents = [heapq.heappop(queue)[2] for _ in range(min(batch // 2, len(queue)))]
         choice = _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k, offsets, refine)
+        if time.perf_counter() > deadline:  # one choice can take seconds on wide nets
+            return finish("timeout", _requeue(queue, parents, values, counter))
         # A domain with no unstable ReLU left is one LP: solve it exactly.
         for i in torch.nonzero(choice < 0).flatten().tolist():
             p = parents[i]
@@ -440,9 +442,8 @@ def bab_verify(
                 res.x = x
                 return finish("candidate", queue)
             if bool((p.open_dj & ~proven).any()):  # nothing left to split: give up here
-                for q in parents:  # back in the queue, so that none counts as proven
-                    heapq.heappush(queue, (_score(q, values), next(counter), q))
-                return finish("unknown", queue)
+                # Back in the queue, so that none counts as proven.
+                return finish("unknown", _requeue(queue, parents, values, counter))
         parents = [p for p, c in zip(parents, choice.tolist(), strict=True) if c >= 0]
         choice = choice[choice >= 0]
         if not parents:
@@ -461,6 +462,8 @@ def bab_verify(
             lo_l, up_l = _refine_by_layer(
                 spec64, x_lo, x_hi, layered(splits), lo_l, up_l, choice[rows], offsets
             )
+            if time.perf_counter() > deadline:
+                return finish("timeout", _requeue(queue, parents, values, counter))
         lb, alpha, beta, x_star, scores = optimize(
             layered(splits), lo_l, up_l, alpha, beta, dj_open, DOMAIN_ITERS
         )
@@ -496,6 +499,18 @@ def bab_verify(
             heapq.heappush(queue, (_score(d, values), next(counter), d))
         res.history.append((time.perf_counter() - t0, len(queue), _queue_lb(queue)))
     return finish("unsat", queue)
+
+
+def _requeue(
+    queue: list[tuple[float, int, _Domain]],
+    parents: list[_Domain],
+    values: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    counter: Iterator[int],
+) -> list[tuple[float, int, _Domain]]:
+    """``queue`` with ``parents`` pushed back: a search stopped mid-step leaves them open."""
+    for p in parents:
+        heapq.heappush(queue, (_score(p, values), next(counter), p))
+    return queue
 
 
 def _choose_splits(

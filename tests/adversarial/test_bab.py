@@ -106,6 +106,43 @@ def test_complete_on_small_nets_against_the_exact_mip(seed):
         assert res.lower_bound <= -0.02 + 1e-9
 
 
+def test_a_step_that_overruns_the_deadline_stops_the_search_with_its_domains_open(monkeypatch):
+    # On a 6x500 net one search step took tens of seconds and the search ran 25-30 s past its
+    # deadline: after a slow split choice it must not start bounding the children.
+    import adversarial.bab as bab
+
+    net = _net(1, (5, 10, 10, 10, 3))
+    lo, hi = -np.ones(5), np.ones(5)
+    c = np.array([[1.0, -1.0, 0.0]])
+    m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
+    form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+    deadline = time.perf_counter() + 0.5
+    late: list[str] = []
+
+    def recorded(name, real):
+        def call(*args, **kwargs):
+            if time.perf_counter() > deadline:
+                late.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    def slow_choice(*args, **kwargs):
+        out = real_choice(*args, **kwargs)
+        time.sleep(max(0.0, deadline + 0.2 - time.perf_counter()))
+        return out
+
+    real_choice = bab._choose_splits
+    monkeypatch.setattr(bab, "_choose_splits", slow_choice)
+    monkeypatch.setattr(bab._Spec, "bound", recorded("bound", bab._Spec.bound))
+    monkeypatch.setattr(bab, "_refine_by_layer", recorded("refine", bab._refine_by_layer))
+    dj = OutputConstraint(c, np.array([m - 0.02]))  # true, but needs thousands of domains
+    res = bab_verify(net, lo, hi, (dj,), form.bounds, deadline)
+    assert res.status == "timeout" and res.proven == [False]
+    assert late == []  # nothing bounded or refined after the deadline
+    assert res.lower_bound <= 0.02 + 1e-9  # the requeued parents' bound, not +inf
+
+
 def test_only_the_provable_disjunct_is_reported_proven():
     net = _net(7, (4, 8, 8, 2))
     lo, hi = -np.ones(4), np.ones(4)
