@@ -424,12 +424,20 @@ def bab_verify(
     )
     queue: list[tuple[float, int, _Domain]] = [(_score(root, values), next(counter), root)]
 
+    per_parent, last_start, last_n = 0.0, 0.0, 0  # seconds the last step took per parent
     while queue:
-        if time.perf_counter() > deadline:
+        now = time.perf_counter()
+        if last_n:
+            per_parent = (now - last_start) / last_n
+        if now > deadline:
             return finish("timeout", queue)
         if len(queue) > max_domains:
             return finish("unknown", queue)
-        parents = [heapq.heappop(queue)[2] for _ in range(min(batch // 2, len(queue)))]
+        n = min(batch // 2, len(queue))
+        if per_parent > 0.0:  # on wide nets a full step can take minutes: fit it to the time left
+            n = max(1, min(n, int((deadline - now) / per_parent)))
+        parents = [heapq.heappop(queue)[2] for _ in range(n)]
+        last_start, last_n = now, n
         choice = _choose_splits(spec, parents, x_lo, x_hi, layered, values, fsb_k, offsets, refine)
         if time.perf_counter() > deadline:  # one choice can take seconds on wide nets
             return finish("timeout", _requeue(queue, parents, values, counter))

@@ -143,6 +143,31 @@ def test_a_step_that_overruns_the_deadline_stops_the_search_with_its_domains_ope
     assert res.lower_bound <= 0.02 + 1e-9  # the requeued parents' bound, not +inf
 
 
+def test_steps_shrink_to_fit_the_time_left(monkeypatch):
+    # Steps whose cost grows with the parents they take (as on wide nets, where a full batch
+    # took minutes) must shrink near the deadline rather than run a full batch past it.
+    import adversarial.bab as bab
+
+    net = _net(1, (5, 10, 10, 10, 3))
+    lo, hi = -np.ones(5), np.ones(5)
+    c = np.array([[1.0, -1.0, 0.0]])
+    m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
+    form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+    real_choice = bab._choose_splits
+
+    def slow_choice(spec, parents, *args, **kwargs):
+        time.sleep(0.25 * len(parents))
+        return real_choice(spec, parents, *args, **kwargs)
+
+    monkeypatch.setattr(bab, "_choose_splits", slow_choice)
+    dj = OutputConstraint(c, np.array([m - 0.02]))  # true, but needs thousands of domains
+    # Steps of 1, 2, 4 and 8 parents end after about 4.1 s; the next full step (11 parents
+    # here) would run to about 6.9 s. Shrunk to the time left, the search ends near 4.7 s.
+    res = bab_verify(net, lo, hi, (dj,), form.bounds, time.perf_counter() + 4.5)
+    assert res.status == "timeout"
+    assert res.time < 4.5 + 1.0
+
+
 def test_only_the_provable_disjunct_is_reported_proven():
     net = _net(7, (4, 8, 8, 2))
     lo, hi = -np.ones(4), np.ones(4)
