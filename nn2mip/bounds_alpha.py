@@ -16,6 +16,8 @@ and rounded outward.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -178,7 +180,8 @@ def alpha_bounds(
         lam = torch.cat([wr, -wr]).unsqueeze(0)
         br = b[j][torch.from_numpy(rows)]
         const = torch.cat([br, -br]).unsqueeze(0)
-        best = _optimize_rows(w[:j], b[:j], lam, const, x_lo, x_hi, lo_t, up_t, l1, iters, deadline)
+        bound = partial(relaxed_backward, w[:j], b[:j], lam, const, x_lo, x_hi, lo_t, up_t, l1=l1)
+        best = _optimize_rows(bound, lo_t, up_t, lam.shape[1], iters, deadline)
         m = rows.size
         lo, hi = outward(best[:m], -best[m:])
         lowers[j][rows] = np.maximum(lowers[j][rows], lo)
@@ -187,21 +190,16 @@ def alpha_bounds(
 
 
 def _optimize_rows(
-    w: list[torch.Tensor],
-    b: list[torch.Tensor],
-    lam: torch.Tensor,
-    const: torch.Tensor,
-    x_lo: torch.Tensor,
-    x_hi: torch.Tensor,
+    bound: Callable[..., tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]],
     lower: list[torch.Tensor],
     upper: list[torch.Tensor],
-    l1: tuple[torch.Tensor, float] | None,
+    n_rows: int,
     iters: int,
     deadline: float | None,
 ) -> np.ndarray:
-    """Best lower bound per row of ``lam @ h + const`` (lam (1, R, n)) over ``iters`` Adam
-    steps on the rows' own lower slopes, as a numpy array (R,)."""
-    n_rows = lam.shape[1]
+    """Best lower bound per row over ``iters`` Adam steps on the rows' own lower slopes, started
+    from CROWN's choice under ``lower``/``upper``, as a numpy array (R,). ``bound(alpha=...)``
+    is ``relaxed_backward`` with everything else fixed (rows of shape (1, R))."""
     alpha = [
         (up >= -lo).to(torch.float64).unsqueeze(1).expand(-1, n_rows, -1).clone()
         for lo, up in zip(lower, upper, strict=True)
@@ -213,7 +211,7 @@ def _optimize_rows(
     for it in range(iters + 1):
         final = it == iters or (deadline is not None and time.perf_counter() > deadline)
         with torch.set_grad_enabled(not final):
-            lb = relaxed_backward(w, b, lam, const, x_lo, x_hi, lower, upper, alpha=alpha, l1=l1)[0]
+            lb = bound(alpha=alpha)[0]
         best = lb.detach() if best is None else torch.maximum(best, lb.detach())
         if final:
             break
