@@ -106,16 +106,22 @@ def test_complete_on_small_nets_against_the_exact_mip(seed):
         assert res.lower_bound <= -0.02 + 1e-9
 
 
-def test_a_step_that_overruns_the_deadline_stops_the_search_with_its_domains_open(monkeypatch):
-    # On a 6x500 net one search step took tens of seconds and the search ran 25-30 s past its
-    # deadline: after a slow split choice it must not start bounding the children.
-    import adversarial.bab as bab
-
+def _slow_true_instance():
+    """Seed 1 of the completeness test: a true property that needs thousands of domains."""
     net = _net(1, (5, 10, 10, 10, 3))
     lo, hi = -np.ones(5), np.ones(5)
     c = np.array([[1.0, -1.0, 0.0]])
     m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
     form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+    return net, lo, hi, OutputConstraint(c, np.array([m - 0.02])), form
+
+
+def test_a_step_that_overruns_the_deadline_stops_the_search_with_its_domains_open(monkeypatch):
+    # On a 6x500 net one search step took tens of seconds and the search ran 25-30 s past its
+    # deadline: after a slow split choice it must not start bounding the children.
+    import adversarial.bab as bab
+
+    net, lo, hi, dj, form = _slow_true_instance()
     deadline = time.perf_counter() + 0.5
     late: list[str] = []
 
@@ -136,7 +142,6 @@ def test_a_step_that_overruns_the_deadline_stops_the_search_with_its_domains_ope
     monkeypatch.setattr(bab, "_choose_splits", slow_choice)
     monkeypatch.setattr(bab._Spec, "bound", recorded("bound", bab._Spec.bound))
     monkeypatch.setattr(bab, "_refine_by_layer", recorded("refine", bab._refine_by_layer))
-    dj = OutputConstraint(c, np.array([m - 0.02]))  # true, but needs thousands of domains
     res = bab_verify(net, lo, hi, (dj,), form.bounds, deadline)
     assert res.status == "timeout" and res.proven == [False]
     assert late == []  # nothing bounded or refined after the deadline
@@ -148,11 +153,7 @@ def test_steps_shrink_to_fit_the_time_left(monkeypatch):
     # took minutes) must shrink near the deadline rather than run a full batch past it.
     import adversarial.bab as bab
 
-    net = _net(1, (5, 10, 10, 10, 3))
-    lo, hi = -np.ones(5), np.ones(5)
-    c = np.array([[1.0, -1.0, 0.0]])
-    m = _exact_min(net, lo, hi, OutputConstraint(c, np.zeros(1)))
-    form = build_formulation(net, box_region(lo, hi), bound_method="interval")
+    net, lo, hi, dj, form = _slow_true_instance()
     real_choice = bab._choose_splits
 
     def slow_choice(spec, parents, *args, **kwargs):
@@ -160,7 +161,6 @@ def test_steps_shrink_to_fit_the_time_left(monkeypatch):
         return real_choice(spec, parents, *args, **kwargs)
 
     monkeypatch.setattr(bab, "_choose_splits", slow_choice)
-    dj = OutputConstraint(c, np.array([m - 0.02]))  # true, but needs thousands of domains
     # Steps of 1, 2, 4 and 8 parents end after about 4.1 s; the next full step (11 parents
     # here) would run to about 6.9 s. Shrunk to the time left, the search ends near 4.7 s.
     res = bab_verify(net, lo, hi, (dj,), form.bounds, time.perf_counter() + 4.5)
