@@ -424,17 +424,16 @@ def bab_verify(
     )
     queue: list[tuple[float, int, _Domain]] = [(_score(root, values), next(counter), root)]
 
-    per_parent, last_start, last_n = 0.0, 0.0, 0  # seconds the last step took per parent
+    last_start, last_n = 0.0, 0  # when the last step began and how many parents it took
     while queue:
         now = time.perf_counter()
-        if last_n:
-            per_parent = (now - last_start) / last_n
         if now > deadline:
             return finish("timeout", queue)
         if len(queue) > max_domains:
             return finish("unknown", queue)
         n = min(batch // 2, len(queue))
-        if per_parent > 0.0:  # on wide nets a full step can take minutes: fit it to the time left
+        if last_n:  # on wide nets a full step can take minutes: fit it to the time left
+            per_parent = max((now - last_start) / last_n, 1e-9)
             n = max(1, min(n, int((deadline - now) / per_parent)))
         parents = [heapq.heappop(queue)[2] for _ in range(n)]
         last_start, last_n = now, n
