@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import re
 import sqlite3
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from adversarial.batch import BatchSpec, run_batch
+from benchmarks.markdown import write_section
 from nn2mip.datasets import load_digits
 from nn2mip.serialize import save_network
 from nn2mip.torch_io import from_torch
@@ -164,11 +164,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-        old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-        pat = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
-        new = pat.sub(lambda _m: text, old) if pat.search(old) else old.rstrip() + "\n\n" + text
-        path.write_text(new)
+        write_section(SECTION.removeprefix("## "), text.removeprefix(SECTION))
     return 0 if agree else 1
 
 

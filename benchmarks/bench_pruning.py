@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--table-only", action="store_true", help="write BENCHMARKS.md from the store, run nothing"
     )
-    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    # The catalogue table is in the lab notes, not on the results page.
+    p.add_argument("--markdown", default=str(ROOT / "docs" / "notes" / "benchmarks-history.md"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.quick:
