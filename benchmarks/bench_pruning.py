@@ -4,7 +4,8 @@ For each method, at the largest tried amount whose test accuracy is within ``--t
 of the dense model's: hidden neurons and nonzero weights left (after compaction), binaries after
 interval bounds over the L-inf ball, median MIP time of the untargeted attack on the same test
 images, and the speedup over dense. Results go to a JSON store as each method finishes (a rerun
-with ``--resume`` skips finished methods) and a Markdown table goes into BENCHMARKS.md.
+with ``--resume`` skips finished methods) and a Markdown table goes into the lab notes
+(docs/notes/benchmarks-history.md).
 
     python benchmarks/bench_pruning.py --quick                        # digits, ~minutes
     python benchmarks/bench_pruning.py --data mnist --data-dir ../shared/data/mnist
@@ -57,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--store", default=None, help="JSON results store (default benchmarks/...)")
     p.add_argument("--resume", action="store_true", help="skip methods already in the store")
     p.add_argument(
-        "--table-only", action="store_true", help="write BENCHMARKS.md from the store, run nothing"
+        "--table-only", action="store_true", help="write the table from the store, run nothing"
     )
     # The catalogue table is in the lab notes, not on the results page.
     p.add_argument("--markdown", default=str(ROOT / "docs" / "notes" / "benchmarks-history.md"))
