@@ -32,11 +32,15 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, pixels scaled from 0..16 to [0, 1], split reproducibly."""
     from sklearn.datasets import load_digits as _sk_digits
 
+    if not 0.0 < test_fraction < 1.0:  # both splits must be non-empty (num_classes reads both)
+        raise InvalidInputError(f"test_fraction must be in (0, 1), got {test_fraction}")
     bunch = _sk_digits()
     x = bunch.data.astype(np.float64) / 16.0
     y = bunch.target.astype(np.int64)
     perm = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
+    if not 0 < n_test < len(y):
+        raise InvalidInputError(f"test_fraction {test_fraction} leaves a split of the digits empty")
     test, train = perm[:n_test], perm[n_test:]
     return Dataset("digits", x[train], y[train], x[test], y[test])
 

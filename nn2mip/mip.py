@@ -11,6 +11,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from nn2mip.errors import InvalidInputError
+
 Sense = Literal["min", "max"]
 
 
@@ -82,6 +84,8 @@ class MipModel:
         self, cols: np.ndarray, coefs: np.ndarray, sense: Sense = "max", offset: float = 0.0
     ) -> None:
         """Replace the objective with ``sum coefs * x[cols] + offset``."""
+        if sense not in ("min", "max"):  # backends read anything else as "min", silently
+            raise InvalidInputError(f"objective sense must be 'min' or 'max', got {sense!r}")
         self.cost = {}
         for c, v in zip(np.asarray(cols).tolist(), np.asarray(coefs, float).tolist(), strict=True):
             self.cost[c] = self.cost.get(c, 0.0) + v

@@ -53,13 +53,17 @@ class InputRegion:
         """``n`` points inside the region (uniform in the box; L1 balls by scaled directions)."""
         if self.norm != "1" or self.center is None:
             return rng.uniform(self.lower, self.upper, size=(n, self.size))
-        # Random sparse-ish directions scaled to random radii, then clipped to the box; clipping
-        # toward the center never increases the L1 distance, so points stay inside.
+        # Random sparse-ish directions scaled to random radii around the box point c nearest the
+        # center, then clipped to the box; clipping toward c never increases the L1 distance to
+        # c, and the radius is what is left of eps after reaching c, so points stay inside even
+        # when the center lies outside the box (c is the center otherwise).
+        c = np.clip(self.center, self.lower, self.upper)
+        left = max(self.eps - float(np.abs(c - self.center).sum()), 0.0)
         d = rng.laplace(size=(n, self.size)) * (rng.random((n, self.size)) < 0.2)
         norms = np.abs(d).sum(axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        r = self.eps * rng.random((n, 1)) ** 0.5
-        return np.clip(self.center + d / norms * r, self.lower, self.upper)
+        r = left * rng.random((n, 1)) ** 0.5
+        return np.clip(c + d / norms * r, self.lower, self.upper)
 
 
 def box_region(lower: np.ndarray, upper: np.ndarray) -> InputRegion:
@@ -87,4 +91,6 @@ def ball_region(
     hi = np.minimum(c + eps, dhi)
     if np.any(lo > hi):
         raise InvalidInputError("the ball does not meet the input domain (center outside it?)")
+    if norm == "1" and np.abs(np.clip(c, lo, hi) - c).sum() > eps:  # each side meets it, not all
+        raise InvalidInputError("the L1 ball does not meet the input domain (center outside it)")
     return InputRegion(lo, hi, center=c, eps=float(eps), norm=norm)

@@ -1,13 +1,12 @@
-"""Unstructured magnitude pruning: scoring by |w|, cutting below a threshold."""
+"""Unstructured magnitude pruning: scoring by |w|, keeping the largest (exact counts)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import nn
 
-from pruning.masks import Masks
+from pruning.masks import Masks, keep_top
 
 
 def magnitude_masks(
@@ -20,7 +19,8 @@ def magnitude_masks(
     """Masks removing the fraction ``amount`` of smallest-magnitude weights.
 
     ``scope="layer"`` prunes each layer by ``amount``; ``"global"`` ranks all weights together.
-    Already-masked weights stay masked and count toward the amount.
+    Counts are exact, ties broken by position. Already-masked weights stay masked and count
+    toward the amount; exact zeros are always cut (they carry nothing) and count too.
     """
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must be in [0, 1), got {amount}")
@@ -32,18 +32,7 @@ def magnitude_masks(
         if existing is not None and i in existing:
             s[~existing[i]] = -1.0
         scores[i] = s
-    masks: Masks = {}
-    if scope == "global":
-        flat = torch.cat([s.flatten() for s in scores.values()])
-        k = int(amount * flat.numel())
-        thr = torch.kthvalue(flat, k).values if k > 0 else torch.tensor(-2.0)
-        for i, s in scores.items():
-            masks[i] = s > thr
-    elif scope == "layer":
-        for i, s in scores.items():
-            k = int(amount * s.numel())
-            thr = torch.kthvalue(s.flatten(), k).values if k > 0 else torch.tensor(-2.0)
-            masks[i] = s > thr
-    else:
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    return masks
+    # A threshold (``|w| > k-th smallest``) would cut every weight tied with it: a layer of
+    # equal weights would lose all of them for any amount.
+    kept = keep_top(scores, amount, scope)
+    return {i: kept[i] & (s > 0) for i, s in scores.items()}
