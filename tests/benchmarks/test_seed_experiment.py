@@ -246,3 +246,36 @@ def test_summary_skips_instances_decided_before_a_formulation() -> None:
     s = summarize(rows, 5.0)
     assert (s["binaries"], s["nonzeros"], s["solved"], s["adv"]) == (40.0, 1000.0, 2, 1)
     assert list(s["times"]) == [0.01, 2.0, 5.0]
+
+
+def test_cached_pipeline_builds_the_recipe_net(tmp_path, monkeypatch) -> None:
+    """The script's cache layer (dense, SPR point, best net) gives the net that
+    ``pruning.recipe.run_recipe`` builds from the same recipe in one go, and reuses its files."""
+    from dataclasses import replace
+
+    import benchmarks.seed_experiment as se
+    from nn2mip.datasets import load_digits
+    from nn2mip.torch_io import from_torch
+    from pruning.compact import compact_network
+    from pruning.recipe import DenseTraining, SeedSprStep, run_recipe
+
+    monkeypatch.setattr(se, "OUT", tmp_path)
+    monkeypatch.setitem(se.ARCHS, "2x12", [12, 12])
+    d = load_digits()
+    data = (d.x_train, d.y_train, d.x_test, d.y_test)
+    torch.set_num_threads(1)
+    se.train_dense("2x12", 2, 0, data)
+    start = SeedSprStep(spr_epochs=2)
+    recipe = se.parse_grid(["0.2,0.3,0.5,1,1,0.02,2,ratio"], "2x12", start)[0]
+    net = se.prune_config("2x12", 2, 0, data, recipe)
+    assert net.meta["config"] == se.tag(recipe)
+    spr_name = se.tag(replace(recipe, steps=recipe.steps[:1]))
+    assert (tmp_path / f"spr_2x12_{spr_name}_e2_s0.safetensors").is_file()
+    full = replace(recipe, dense=DenseTraining((12, 12), 2))
+    want = compact_network(from_torch(run_recipe(full, d.x_train, d.y_train).model))
+    assert net.describe() == want.describe()
+    for a, b in zip(net.layers, want.layers, strict=True):
+        np.testing.assert_array_equal(a.weight, b.weight)
+    # A second call reads the cache: same file, no training.
+    monkeypatch.setattr(se, "run_recipe", None)
+    assert se.prune_config("2x12", 2, 0, data, recipe).describe() == net.describe()
