@@ -978,7 +978,8 @@ def main() -> None:
         nargs="+",
         type=Path,
         help="pruning recipe files (data/recipes/*.toml) in place of --grid; each is used for "
-        "the architecture of its [dense] table",
+        "the architecture of its [dense] table (the dense net itself is this script's, "
+        "--epochs and --seed; an architecture without a file keeps --grid or the default grid)",
     )
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
