@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--recipe",
         help="a pruning recipe (TOML, e.g. data/recipes/seed_2x100.toml) in place of --method "
-        "and its options; its [dense] table is not used, MODEL is pruned",
+        "and its options (and --seed: the recipe's seed is used); its [dense] table is not "
+        "used, MODEL is pruned",
     )
     p.add_argument(
         "--finetune-epochs",
