@@ -3,7 +3,8 @@
 Stages (each cached under ``benchmarks/out/seed/``, outside git, so reruns are cheap):
 
 1. train the dense nets 784 -> hidden -> 10 (SGD lr 0.1, batch 128, ``--epochs``);
-2. prune each one (SPR when available, and the toolkit's best pipeline), fine-tune, compact;
+2. prune each one by ``pruning.recipe`` (the seed's SPR pipeline and the best pipeline, the
+   recipes of ``data/recipes/``), fine-tune, compact;
 3. solve the seed's MIP (max y[2nd class] - y[predicted] over [0,1]^784 within an L1 ball of
    radius 5, stopped once the sign is settled) on the same test images for every network;
 4. write "## Seed experiment: MNIST, L1 delta=5 (issue 6)" into BENCHMARKS.md.
@@ -12,7 +13,9 @@ Stages (each cached under ``benchmarks/out/seed/``, outside git, so reruns are c
     python benchmarks/seed_experiment.py                               # full: 5 nets, 600 s
 
 Every stage resumes from its cache, so a killed run loses at most the instance in flight.
-``--stage`` runs one stage; ``--grid`` / ``--spr-grid`` choose pruning configurations;
+``--stage`` runs one stage; ``--recipes`` / ``--grid`` / ``--spr-grid`` choose pruning recipes
+(``--grid`` points and the cache's file names are the old tags, read by
+``pruning.recipe.recipe_from_tag``);
 ``--engine batch`` (default) solves through ``adversarial.batch`` into an SQLite store, whose
 plots come from ``nn2mip report``.
 """
@@ -23,7 +26,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,26 +34,32 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adversarial.problems import targeted_attack  # noqa: E402
+from adversarial.seed import seed_attack, seed_classes  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.bounds import compute_bounds  # noqa: E402
-from nn2mip.formulation import build_formulation  # noqa: E402
 from nn2mip.mnist import load_mnist  # noqa: E402
 from nn2mip.network import Network  # noqa: E402
 from nn2mip.region import ball_region  # noqa: E402
 from nn2mip.serialize import load_network, save_network  # noqa: E402
 from nn2mip.torch_io import from_torch, to_torch  # noqa: E402
-from pruning.adversarial_training import Adversary  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
-from pruning.magnitude import magnitude_masks  # noqa: E402
-from pruning.masks import apply_masks  # noqa: E402
-from pruning.regularizers import (  # noqa: E402
-    STABILITY_LOSSES,
-    mean_stability_terms,
-    relu_stability_regularizer,
+from pruning.recipe import (  # noqa: E402
+    DenseTraining,
+    Recipe,
+    SeedSprStep,
+    StabilityStep,
+    legacy_tag,
+    load_recipe,
+    run_recipe,
+    run_seed_spr,
+    seed_adversary,
+    spr_step_from_tag,
+    spr_tag,
+    spr_train,
 )
-from pruning.structured import neuron_masks  # noqa: E402
-from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train  # noqa: E402
+from pruning.recipe import train_dense as recipe_train_dense  # noqa: E402
+from pruning.regularizers import STABILITY_LOSSES  # noqa: E402
+from pruning.train import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "seed"
@@ -84,14 +93,14 @@ def dense_path(arch: str, epochs: int, seed: int) -> Path:
 
 
 def train_dense(arch: str, epochs: int, seed: int, data: tuple) -> Network:
-    """Train (or load from the cache) the dense net of ``arch``."""
+    """Train (or load from the cache) the dense net of ``arch`` (``pruning.recipe.train_dense``:
+    SGD lr 0.1, batch 128)."""
     path = dense_path(arch, epochs, seed)
     if path.is_file():
         return load_network(path)
     xtr, ytr, xte, yte = data
     t0 = time.perf_counter()
-    model = make_mlp(784, ARCHS[arch], 10, seed=seed)
-    train(model, xtr, ytr, epochs=epochs, lr=0.1, batch_size=128, optimizer="sgd", seed=seed)
+    model = recipe_train_dense(DenseTraining(tuple(ARCHS[arch]), epochs), xtr, ytr, seed)
     net = from_torch(model)
     meta = {
         "arch": arch,
@@ -106,134 +115,42 @@ def train_dense(arch: str, epochs: int, seed: int, data: tuple) -> Network:
 
 
 # ------------------------------------------------------------------------------- pruning
+# The pipelines themselves are ``pruning.recipe``'s; this script names and caches their nets
+# and searches grids of them. A "best" net is a recipe of one StabilityStep, or of a
+# SeedSprStep and a StabilityStep (``_from_spr_`` in its tag); an "spr" net one SeedSprStep.
 
 
-def l1_ball_bounds(
-    model: torch.nn.Module, xb: torch.Tensor, eps: float
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Differentiable bounds ``(l, u)`` of every hidden pre-activation over the L1 ball of radius
-    ``eps`` around each row of ``xb``: ``W x + b +- eps * max_i |w_ji|`` in the first layer (the
-    bound the MIP uses for an L1 ball), interval arithmetic after it."""
-    lins = linear_layers(model)
-    first = lins[0]
-    z = xb @ first.weight.T + first.bias
-    r = eps * first.weight.abs().amax(dim=1)
-    lo, hi = z - r, z + r
-    out = [(lo, hi)]
-    for lin in lins[1:-1]:
-        a, b = torch.relu(lo), torch.relu(hi)
-        c, d = (a + b) / 2, (b - a) / 2
-        mid = c @ lin.weight.T + lin.bias
-        rad = d @ lin.weight.abs().T
-        lo, hi = mid - rad, mid + rad
-        out.append((lo, hi))
-    return out
-
-
-def l1_relu_stability(weight: float, eps: float, loss: str = "tanh") -> Regularizer:
-    """The ReLU-stability loss (Xiao et al.'s ``-weight * mean tanh(1 + l u)`` over hidden
-    neurons, or another ``stability_terms`` loss) with ``l1_ball_bounds``: it pushes every
-    neuron towards a fixed sign over the L1 ball."""
-
-    def reg(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        return weight * mean_stability_terms(l1_ball_bounds(model, xb, eps), loss)
-
-    return reg
-
-
-@dataclass
-class PruneConfig:
-    """One point of the "best pipeline" grid."""
-
-    neurons: float  # fraction of hidden neurons removed per layer (lowest norm first)
-    weights: float  # fraction of first-layer weights masked in all (magnitude; counts neurons)
-    rs: float  # weight of the L1-ball ReLU-stability loss during fine-tuning
-    decay: float = 0.0  # > 0: the last 30% of the fine-tuning epochs run at lr / 10
-    finetune: int = 10
-    lr: float = 0.05
-    # > 0: compact first, then the RS loss on symbolic (CROWN-style) L1-ball bounds, the bounds
-    # the MIP gets, computed on the first ``sym`` rows of each batch (it costs a
-    # (rows, width, 784) tensor per layer); 0: the L1 first layer + interval bounds above.
-    sym: int = 0
-    # "tanh" (Xiao et al.), "hinge" or "ratio" (``pruning.regularizers.stability_terms``: a
-    # gradient also on the deep layers whose bounds are too wide for tanh).
-    loss: str = "tanh"
-    # > 0: adversarial training during fine-tuning (``pruning.adversarial_training``): half the
-    # cross-entropy on 10-step PGD points of the L1 ball of this radius around the first 32
-    # images of each batch (a third of the cost of attacking all 128).
-    adv: float = 0.0
-    # The net the pipeline starts from: "" for the dense net, else the tag of another pruned
-    # net (``--best-from spr``: the SPR net, whose narrow deep layers the RS loss then fixes).
-    base: str = ""
-
-    def __post_init__(self) -> None:
-        self.finetune = int(self.finetune)
-        self.sym = int(self.sym)
-        self.adv = float(self.adv)
-
-    def tag(self) -> str:
-        """Short file-name tag."""
-        d = "d" if self.decay > 0 else ""
-        sym = f"_sym{self.sym}" if self.sym > 0 else ""
-        lr = f"_lr{self.lr:g}" if self.lr != 0.05 else ""
-        loss = f"_{self.loss}" if self.loss != "tanh" else ""
-        adv = f"_adv{self.adv:g}" if self.adv > 0 else ""
-        base = f"_from_{self.base}" if self.base else ""
-        return (
-            f"n{self.neurons:g}_w{self.weights:g}_rs{self.rs:g}_ft{self.finetune}{d}{lr}{sym}{loss}"
-            f"{adv}{base}"
-        )
-
-
-def symbolic_l1_stability(weight: float, eps: float, rows: int, loss: str = "tanh") -> Regularizer:
-    """The catalogue's ReLU-stability loss on symbolic L1-ball bounds, on ``rows`` of each
-    batch."""
-    return relu_stability_regularizer(
-        weight, eps, norm="1", bounds="symbolic", loss=loss, rows=rows
+def grid_recipe(values: str, start: SeedSprStep | None = None, seed: int = 0) -> Recipe:
+    """A ``--grid`` point ``"n,w,rs[,decay,finetune,lr,sym,loss,adv]"`` as a recipe (after
+    ``start``, the SPR step of ``--best-from spr``); ``ValueError`` when malformed."""
+    fields = values.split(",")
+    if not 3 <= len(fields) <= 9:
+        raise ValueError(values)
+    nums = [float(v) for v in fields[:7]]
+    n, w, rs, decay, ft, lr, sym = nums + [0.0, 10.0, 0.05, 0.0][len(nums) - 3 :]
+    loss = fields[7] if len(fields) > 7 else "tanh"
+    if loss not in STABILITY_LOSSES:
+        raise ValueError(values)
+    adv = float(fields[8]) if len(fields) > 8 else 0.0
+    step = StabilityStep(
+        neuron_fraction=n,
+        weight_fraction=w,
+        stability_weight=rs,
+        stability_loss=loss,
+        stability_bounds="symbolic" if int(sym) > 0 else "interval",
+        stability_rows=int(sym),
+        finetune_epochs=int(ft),
+        lr=lr,
+        lr_decay=decay > 0,
+        adversarial=seed_adversary(adv) if adv > 0 else None,
     )
+    steps = (step,) if start is None else (start, step)
+    return Recipe(steps=steps, seed=seed)
 
 
-def best_pipeline(dense: Network, cfg: PruneConfig, data: tuple, seed: int) -> torch.nn.Module:
-    """Structured (neuron) + first-layer magnitude pruning, fine-tuned with ReLU stability,
-    starting from ``dense`` (the dense net, or the net ``cfg.base`` names)."""
-    xtr, ytr, _, _ = data
-    model = to_torch(dense)
-    masks = neuron_masks(model, cfg.neurons) if cfg.neurons > 0 else None
-    if cfg.sym > 0 and masks is not None:
-        # Physically drop the removed neurons first: the symbolic loss costs per neuron.
-        apply_masks(model, masks)
-        model = to_torch(compact_network(from_torch(model)))
-        masks = None
-    if cfg.weights > 0:
-        wm = magnitude_masks(model, cfg.weights, scope="layer", existing=masks)
-        masks = dict(masks or {}) | {0: wm[0]}
-        if len(wm) > len(masks):
-            masks = {i: masks.get(i, wm[i]) for i in wm}
-    if cfg.rs <= 0:
-        reg = None
-    elif cfg.sym > 0:
-        reg = symbolic_l1_stability(cfg.rs, 5.0, cfg.sym, cfg.loss)
-    else:
-        reg = l1_relu_stability(cfg.rs, 5.0, cfg.loss)
-    late = round(0.3 * cfg.finetune) if cfg.decay > 0 else 0
-    for epochs, lr in ((cfg.finetune - late, cfg.lr), (late, cfg.lr / 10)):
-        if epochs > 0:
-            train(
-                model,
-                xtr,
-                ytr,
-                epochs=epochs,
-                lr=lr,
-                batch_size=128,
-                optimizer="sgd",
-                masks=masks,
-                regularizer=reg,
-                seed=seed,
-                adversary=Adversary(cfg.adv, "1", steps=10, weight=0.5, rows=32)
-                if cfg.adv > 0
-                else None,
-            )
-    return model
+def tag(recipe: Recipe) -> str:
+    """The recipe's file-name tag (``pruning.recipe.legacy_tag``)."""
+    return legacy_tag(recipe)[1]
 
 
 def pruned_path(arch: str, method: str, tag: str, epochs: int, seed: int) -> Path:
@@ -241,27 +158,33 @@ def pruned_path(arch: str, method: str, tag: str, epochs: int, seed: int) -> Pat
     return OUT / f"{method}_{arch}_{tag}_e{epochs}_s{seed}.safetensors"
 
 
-def prune_config(
-    arch: str, epochs: int, seed: int, data: tuple, cfg: PruneConfig, dense: Network
-) -> Network:
-    """The compacted "best pipeline" net of one grid point (cached)."""
+def prune_config(arch: str, epochs: int, seed: int, data: tuple, recipe: Recipe) -> Network:
+    """The compacted "best" net of one recipe (cached): from the dense net, or from the SPR net
+    of its first step (itself cached, ``spr_point``)."""
     xtr, ytr, xte, yte = data
-    path = pruned_path(arch, "best", cfg.tag(), epochs, seed)
+    kind, name = legacy_tag(recipe)
+    path = pruned_path(arch, kind, name, epochs, seed)
     if not path.is_file():
         t0 = time.perf_counter()
-        model = best_pipeline(dense, cfg, data, seed)
+        steps = recipe.steps
+        start = load_network(dense_path(arch, epochs, seed))
+        if isinstance(steps[0], SeedSprStep) and len(steps) > 1:
+            start = spr_point(arch, epochs, seed, data, steps[0])
+            steps = steps[1:]
+        # The experiment's --seed drives every step (the shipped recipes say seed 0 too).
+        model = run_recipe(replace(recipe, seed=seed), xtr, ytr, to_torch(start), steps).model
         net = compact_network(from_torch(model))
         small = to_torch(net)
         meta = {
             "arch": arch,
-            "method": "best",
-            "config": cfg.tag(),
+            "method": kind,
+            "config": name,
             "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
             "test_acc": f"{accuracy(small, xte, yte):.4f}",
             "prune_time": f"{time.perf_counter() - t0:.1f}",
         }
         save_network(net, path, meta=meta)
-        log(f"pruned {arch} {cfg.tag()}: {meta}")
+        log(f"pruned {arch} {name}: {meta}")
     return load_network(path)
 
 
@@ -334,22 +257,15 @@ def candidate_table(rows: list[dict], chosen: dict | None) -> str:
 
 
 def prune_best(
-    arch: str,
-    epochs: int,
-    seed: int,
-    data: tuple,
-    max_drop: float,
-    grid: list[PruneConfig],
-    start: Network | None = None,
+    arch: str, epochs: int, seed: int, data: tuple, max_drop: float, grid: list[Recipe]
 ) -> Network:
-    """Try the grid from most to least aggressive, each from ``start`` (default: the dense
-    net); keep the first whose train accuracy is within ``max_drop`` of the dense net's
-    (cached per grid point)."""
+    """Try the grid from most to least aggressive; keep the first whose train accuracy is within
+    ``max_drop`` of the dense net's (cached per grid point)."""
     dense = load_network(dense_path(arch, epochs, seed))
     base = float(dense.meta["train_acc"])
     last = None
-    for cfg in grid:
-        last = prune_config(arch, epochs, seed, data, cfg, dense if start is None else start)
+    for recipe in grid:
+        last = prune_config(arch, epochs, seed, data, recipe)
         if base - float(last.meta["train_acc"]) <= max_drop:
             return last
     assert last is not None
@@ -361,70 +277,40 @@ def prune_best(
 # (BENCHMARKS.md, pruning catalogue), so the grid is taken two orders of magnitude lower.
 SPR_LAMBDAS = (0.001, 0.005, 0.01)
 SPR_ALPHAS = (0.1, 0.5, 0.9)
-SPR_THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
 
 
-def spr_available() -> bool:
-    """Whether the pruning catalogue's SPR (``pruning.regularizers``) is on this branch."""
-    try:
-        from pruning.regularizers import select_neurons_to_drop, spr_regularizer  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def seed_spr(
-    dense: Network,
-    data: tuple,
-    lam: float,
-    alpha: float,
-    max_drop: float,
-    epochs: int,
-    seed: int,
-    empty_fraction: float = 0.05,
-    finetune: int = 10,
-) -> torch.nn.Module:
-    """The seed's pipeline: SPR training (M per layer from the dense net), the largest weight
-    threshold whose neuron drop costs at most ``max_drop`` train accuracy, drop nearly empty
-    neurons, keep (restore) the others' weights, ``finetune`` epochs with the neurons masked."""
-    import copy
-
-    from pruning.regularizers import (
-        layer_big_m,
-        neuron_drop_masks,
-        select_neurons_to_drop,
-        spr_regularizer,
-    )
-
-    xtr, ytr, _, _ = data
-    model = to_torch(dense)
-    ms = layer_big_m(model)
-    arch, dense_epochs = dense.meta.get("arch"), dense.meta.get("epochs")
-    tag = f"{arch}_e{dense_epochs}_s{seed}_l{lam:g}_a{alpha:g}_se{epochs}"
-    cache = OUT / f"sprtrained_{tag}.safetensors"
+def spr_point(arch: str, epochs: int, seed: int, data: tuple, step: SeedSprStep) -> Network:
+    """The compacted net of one ``SeedSprStep`` from the dense net (cached, and so is the
+    SPR-trained net before the threshold, shared by steps that differ after it)."""
+    xtr, ytr, xte, yte = data
+    name = spr_tag(step)
+    path = pruned_path(arch, "spr", name, epochs, seed)
+    if path.is_file():
+        return load_network(path)
+    t0 = time.perf_counter()
+    dense = load_network(dense_path(arch, epochs, seed))
+    trained_tag = f"{arch}_e{dense.meta.get('epochs')}_s{seed}_{name}"
+    cache = OUT / f"sprtrained_{trained_tag}.safetensors"
     if cache.is_file():
-        model = to_torch(load_network(cache))
+        trained = to_torch(load_network(cache))
     else:
-        reg = spr_regularizer(lam, alpha, ms)
-        train(model, xtr, ytr, epochs, lr=0.1, batch_size=128, optimizer="sgd", regularizer=reg)
-        save_network(from_torch(model), cache)
-    # The seed's rule: the threshold may cost at most max_drop of the SPR-trained accuracy.
-    base = accuracy(model, xtr, ytr)
-    chosen = None
-    for thr in SPR_THRESHOLDS:  # most aggressive first
-        trial = copy.deepcopy(model)
-        drop = select_neurons_to_drop(trial, thr, empty_fraction, 0.0, ms)
-        neuron_drop_masks(trial, drop)
-        if base - accuracy(trial, xtr, ytr) <= max_drop:
-            chosen = drop
-            break
-    if chosen is None:
-        chosen = [
-            torch.zeros(lin.out_features, dtype=torch.bool) for lin in linear_layers(model)[:-1]
-        ]
-    masks = neuron_drop_masks(model, chosen)
-    train(model, xtr, ytr, finetune, lr=0.1, batch_size=128, optimizer="sgd", masks=masks)
-    return model
+        trained = to_torch(dense)
+        spr_train(step, trained, xtr, ytr, seed)
+        save_network(from_torch(trained), cache)
+    model, _ = run_seed_spr(step, to_torch(dense), xtr, ytr, seed, trained=trained)
+    net = compact_network(from_torch(model))
+    small = to_torch(net)
+    meta = {
+        "arch": arch,
+        "method": "spr",
+        "config": name,
+        "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
+        "test_acc": f"{accuracy(small, xte, yte):.4f}",
+        "prune_time": f"{time.perf_counter() - t0:.1f}",
+    }
+    save_network(net, path, meta=meta)
+    log(f"spr {arch} {name}: {meta}")
+    return load_network(path)
 
 
 def prune_spr(
@@ -435,68 +321,34 @@ def prune_spr(
     max_drop: float,
     spr_epochs: int,
     grid: list[tuple[float, float]] | None = None,
-) -> Network | None:
+) -> Network:
     """SPR over the seed's (lambda, alpha) grid (cached); the smallest compacted net whose train
-    accuracy is within ``max_drop`` of the dense one, else the most accurate one. ``None`` if
-    SPR is not available."""
-    if not spr_available():
-        return None
+    accuracy is within ``max_drop`` of the dense one, else the most accurate one."""
     dense = load_network(dense_path(arch, epochs, seed))
     base = float(dense.meta["train_acc"])
-    xtr, ytr, xte, yte = data
     lams = tuple(10 * v for v in SPR_LAMBDAS) if arch == "6x500" else SPR_LAMBDAS
     best: Network | None = None
     fallback: Network | None = None
     for lam, alpha in grid or [(a, b) for a in lams for b in SPR_ALPHAS]:
-        tag = f"l{lam:g}_a{alpha:g}_se{spr_epochs}"
-        path = pruned_path(arch, "spr", tag, epochs, seed)
-        if not path.is_file():
-            t0 = time.perf_counter()
-            model = seed_spr(dense, data, lam, alpha, max_drop, spr_epochs, seed)
-            net = compact_network(from_torch(model))
-            small = to_torch(net)
-            meta = {
-                "arch": arch,
-                "method": "spr",
-                "config": tag,
-                "train_acc": f"{accuracy(small, xtr, ytr):.4f}",
-                "test_acc": f"{accuracy(small, xte, yte):.4f}",
-                "prune_time": f"{time.perf_counter() - t0:.1f}",
-            }
-            save_network(net, path, meta=meta)
-            log(f"spr {arch} {tag}: {meta}")
-        net = load_network(path)
+        step = SeedSprStep(
+            spr_lambda=lam, spr_alpha=alpha, spr_epochs=spr_epochs, max_accuracy_drop=max_drop
+        )
+        net = spr_point(arch, epochs, seed, data, step)
         ok = base - float(net.meta["train_acc"]) <= max_drop
-        if ok and (best is None or hidden_size(net) < hidden_size(best)):
+        if ok and (best is None or net.num_hidden_neurons < best.num_hidden_neurons):
             best = net
         if fallback is None or net.meta["train_acc"] > fallback.meta["train_acc"]:
             fallback = net
+    assert fallback is not None
     return best or fallback
-
-
-def hidden_size(net: Network) -> int:
-    """Number of hidden neurons."""
-    return sum(layer.weight.shape[0] for layer in net.layers[:-1])
 
 
 # Most aggressive first; the first within --max-drop train accuracy is kept. (In the quick
 # run, RS 0.5 bought the most MIP speed but cost 2 test points on 2x50; see BENCHMARKS.md.)
-GRID = [
-    PruneConfig(0.5, 0.9, 0.5, 1),
-    PruneConfig(0.5, 0.8, 0.2, 1),
-    PruneConfig(0.4, 0.8, 0.2, 1),
-    PruneConfig(0.4, 0.8, 0.1),
-    PruneConfig(0.3, 0.7, 0.05),
-]
+GRID_POINTS = ["0.5,0.9,0.5,1", "0.5,0.8,0.2,1", "0.4,0.8,0.2,1", "0.4,0.8,0.1", "0.3,0.7,0.05"]
 
 
 # ------------------------------------------------------------------------------- MIP runs
-
-
-def seed_instance(net: Network, x0: np.ndarray) -> tuple[int, int]:
-    """(predicted class, second-highest class) of ``net`` at ``x0``."""
-    order = np.argsort(-net.forward(x0))
-    return int(order[0]), int(order[1])
 
 
 def run_mips(
@@ -509,8 +361,9 @@ def run_mips(
     store: Path,
     solve: bool = True,
 ) -> list[dict]:
-    """Solve the seed MIP for every index (resumable: finished rows are kept in ``store``);
-    with ``solve=False`` only the rows already in the store are returned."""
+    """Solve the seed MIP (``adversarial.seed.seed_attack``) for every index (resumable:
+    finished rows are kept in ``store``); with ``solve=False`` only the rows already in the
+    store are returned."""
     done: dict[tuple, dict] = {}
     if store.is_file():
         for line in store.read_text().splitlines():
@@ -524,18 +377,9 @@ def run_mips(
             continue
         if not solve:
             continue
-        label, target = seed_instance(net, xte[i])
-        res = targeted_attack(
-            net,
-            xte[i],
-            label,
-            target,
-            eps=5.0,
-            norm="1",
-            time_limit=time_limit,
-            threads=1,
-            bound_method=bound_method,
-            early_stop=True,
+        label, target = seed_classes(net, xte[i])
+        res = seed_attack(
+            net, xte[i], 5.0, "1", time_limit=time_limit, threads=1, bound_method=bound_method
         )
         row = {
             "net": name,
@@ -750,13 +594,6 @@ def net_file(name: str, args: argparse.Namespace) -> Path | None:
         if rest.startswith("_"):
             return pruned_path(arch, kind, rest[1:], args.epochs, args.seed)
     return None
-
-
-def size_stats(net: Network, xte: np.ndarray, i: int, bound_method: str) -> dict:
-    """Binaries / nonzeros of the seed formulation at test image ``i``."""
-    bounds = engine(bound_method)["bound_method"]
-    form = build_formulation(net, ball_region(xte[i], 5.0, "1"), bound_method=bounds)
-    return form.stats().as_dict()
 
 
 # ------------------------------------------------------------------------------- report
@@ -980,22 +817,18 @@ def collect(
 
 
 def parse_grid(
-    points: list[str], arch: str, start: tuple[Network | None, str] = (None, "")
-) -> list[PruneConfig]:
+    points: list[str], arch: str, start: SeedSprStep | None = None, seed: int = 0
+) -> list[Recipe]:
     """``--grid`` points for ``arch``: ``"n,w,rs[,decay,finetune,lr,sym,loss,adv]"`` for every
-    architecture, or ``"ARCH:n,w,rs,..."`` for that one only; ``start`` is ``best_start``'s
-    net and tag."""
+    architecture, or ``"ARCH:n,w,rs,..."`` for that one only, as recipes after ``start`` (the
+    SPR step of ``--best-from spr``)."""
     out = []
     for g in points:
         name, sep, values = g.rpartition(":")
         if sep and name != arch:
             continue
-        fields = values.split(",")
-        numbers, loss, adv = fields[:7], fields[7:8], fields[8:]
         try:
-            if not 3 <= len(fields) <= 9 or any(x not in STABILITY_LOSSES for x in loss):
-                raise ValueError
-            out.append(PruneConfig(*map(float, numbers), *loss, *map(float, adv), base=start[1]))
+            out.append(grid_recipe(values, start, seed))
         except ValueError:
             raise SystemExit(
                 f"--grid point {g!r} is not 'n,w,rs[,decay,finetune,lr,sym,loss,adv]' "
@@ -1006,17 +839,27 @@ def parse_grid(
     return out
 
 
-def arch_grid(
-    args: argparse.Namespace, arch: str, start: tuple[Network | None, str]
-) -> list[PruneConfig]:
-    """The "best" grid of ``arch``: ``--grid``'s points, else ``GRID``, tagged with the net
-    they start from."""
-    if args.grid:
-        return parse_grid(args.grid, arch, start)
-    return [replace(c, base=start[1]) for c in GRID]
+def recipes_for(paths: list[Path], arch: str) -> list[Recipe]:
+    """The ``--recipes`` files whose ``[dense]`` hidden widths are ``arch``'s."""
+    out = []
+    for p in paths:
+        recipe = load_recipe(p)
+        if recipe.dense is not None and list(recipe.dense.hidden) == ARCHS[arch]:
+            out.append(recipe)
+    return out
 
 
-def spr_net(arch: str, args: argparse.Namespace, data: tuple) -> Network | None:
+def arch_grid(args: argparse.Namespace, arch: str, start: SeedSprStep | None) -> list[Recipe]:
+    """The "best" grid of ``arch``: the ``--recipes`` files for it, else ``--grid``'s points,
+    else ``GRID_POINTS``, each after ``start``."""
+    seed = getattr(args, "seed", 0)
+    files = recipes_for(getattr(args, "recipes", None) or [], arch)
+    if files:
+        return [replace(r, seed=seed) for r in files]
+    return parse_grid(args.grid or GRID_POINTS, arch, start, seed)
+
+
+def spr_net(arch: str, args: argparse.Namespace, data: tuple) -> Network:
     """``prune_spr`` over ``--spr-grid`` (the seed's grid when not given)."""
     sgrid = [tuple(map(float, g.split(","))) for g in args.spr_grid or []]
     return prune_spr(
@@ -1024,15 +867,14 @@ def spr_net(arch: str, args: argparse.Namespace, data: tuple) -> Network | None:
     )
 
 
-def best_start(arch: str, args: argparse.Namespace, data: tuple) -> tuple[Network | None, str]:
-    """The net the "best" pipeline starts from and its tag: ``(None, "")`` for the dense net,
-    or with ``--best-from spr`` the SPR net of ``--spr-grid`` (pruned first if not cached)."""
+def best_start(arch: str, args: argparse.Namespace, data: tuple) -> SeedSprStep | None:
+    """The SPR step the "best" recipes start with: ``None`` (from the dense net), or with
+    ``--best-from spr`` that of the SPR net ``--spr-grid`` selects (pruned first if not
+    cached)."""
     if getattr(args, "best_from", "dense") != "spr":
-        return None, ""
-    spr = spr_net(arch, args, data)
-    if spr is None:
-        raise SystemExit("--best-from spr needs SPR, which is not available")
-    return spr, f"spr_{spr.meta['config']}"
+        return None
+    step = spr_step_from_tag(spr_net(arch, args, data).meta["config"])
+    return replace(step, max_accuracy_drop=args.max_drop)
 
 
 def arch_images(args: argparse.Namespace, arch: str) -> int:
@@ -1131,6 +973,14 @@ def main() -> None:
         help="pruning grid points '[ARCH:]neurons,weights,rs[,decay,finetune,lr,sym,loss,adv]'"
         " (adv: L1 radius of adversarial fine-tuning, 0 off), most aggressive first",
     )
+    ap.add_argument(
+        "--recipes",
+        nargs="+",
+        type=Path,
+        help="pruning recipe files (data/recipes/*.toml) in place of --grid; each is used for "
+        "the architecture of its [dense] table (the dense net itself is this script's, "
+        "--epochs and --seed; an architecture without a file keeps --grid or the default grid)",
+    )
     ap.add_argument("--spr-grid", nargs="+", help="SPR grid points 'lambda,alpha'")
     ap.add_argument("--spr-epochs", type=int, default=20, help="epochs of SPR training")
     ap.add_argument(
@@ -1189,10 +1039,9 @@ def main() -> None:
         if args.stage == "train":
             continue
         start = best_start(arch, args, data)
-        origin = start[0] if start[0] is not None else dense
         if args.stage == "candidates":
             grid = arch_grid(args, arch, start)
-            nets = [prune_config(arch, args.epochs, args.seed, data, c, origin) for c in grid]
+            nets = [prune_config(arch, args.epochs, args.seed, data, r) for r in grid]
             xs = data[0][-args.select_images :]
             rows = candidate_rows(arch, dense, nets, xs, args.bound_method)
             print(candidate_table(rows, choose_candidate(rows)), flush=True)
@@ -1208,13 +1057,9 @@ def main() -> None:
         grid = arch_grid(args, arch, start)
         pruned: dict[str, Network] = {}
         if "best" in args.nets:
-            pruned["best"] = prune_best(
-                arch, args.epochs, args.seed, data, args.max_drop, grid, start[0]
-            )
+            pruned["best"] = prune_best(arch, args.epochs, args.seed, data, args.max_drop, grid)
         if "spr" in args.nets:
-            spr = spr_net(arch, args, data)
-            if spr is not None:
-                pruned["spr"] = spr
+            pruned["spr"] = spr_net(arch, args, data)
         if args.stage == "prune":
             continue
         nets = [("dense", dense, dense_path(arch, args.epochs, args.seed))] + [

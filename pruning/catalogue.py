@@ -1,4 +1,5 @@
-"""One entry point over the whole catalogue, used by ``nn2mip prune`` and the benchmark."""
+"""One entry point over the whole catalogue, used by ``nn2mip prune``, ``pruning.recipe``
+(a catalogue step of a recipe) and the benchmark."""
 
 from __future__ import annotations
 

@@ -16,15 +16,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="model file written by nn2mip (.safetensors)")
     p.add_argument(
         "--method",
-        required=True,
         help=f"one of: {', '.join(METHODS)} ({', '.join(FROM_SCRATCH)} retrain the model's "
         "architecture from a fresh initialization)",
     )
     p.add_argument(
         "--amount",
         type=float,
-        required=True,
         help="fraction in [0, 1) of weights (of hidden neurons for neuron/group-lasso/spr)",
+    )
+    p.add_argument(
+        "--recipe",
+        help="a pruning recipe (TOML, e.g. data/recipes/seed_2x100.toml) in place of --method "
+        "and its options (and --seed: the recipe's seed is used); its [dense] table is not "
+        "used, MODEL is pruned",
     )
     p.add_argument(
         "--finetune-epochs",
@@ -62,7 +66,16 @@ def run(args: argparse.Namespace) -> int:
     from pruning.masks import load_model, mask_sparsity, masks_to_list
     from pruning.train import accuracy, linear_layers, make_mlp
 
-    if args.method not in METHODS:
+    if args.recipe is not None:
+        if args.method is not None or args.amount is not None:
+            raise InvalidInputError("give either --recipe or --method and --amount, not both")
+        from pruning.recipe import load_recipe
+
+        recipe = load_recipe(args.recipe)
+        args.method, args.amount = "recipe", 0.0  # the recipe's steps carry their own
+    elif args.method is None or args.amount is None:
+        raise InvalidInputError("give --method and --amount, or --recipe FILE")
+    elif args.method not in METHODS:
         raise InvalidInputError(f"unknown method {args.method!r}; choose from {', '.join(METHODS)}")
     if not 0.0 <= args.amount < 1.0:
         raise InvalidInputError(f"--amount must be in [0, 1), got {args.amount}")
@@ -97,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
         rewind_iteration=args.rewind,
         seed=args.seed,
     )
-    model, masks = run_method(model, data.x_train, data.y_train, args.method, args.amount, cfg)
+    if args.recipe is not None:
+        from pruning.recipe import run_recipe
+
+        result = run_recipe(recipe, data.x_train, data.y_train, model)
+        model, masks = result.model, result.masks
+    else:
+        model, masks = run_method(model, data.x_train, data.y_train, args.method, args.amount, cfg)
     acc = accuracy(model, data.x_test, data.y_test)
     net = from_torch(model)
     stored = None
@@ -109,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         **meta,
         "data": args.data,
         "test_accuracy": f"{acc:.4f}",
-        "pruning": f"method={args.method} amount={args.amount} "
+        "pruning": f"recipe={recipe.name} ({args.recipe})"
+        if args.recipe is not None
+        else f"method={args.method} amount={args.amount} "
         f"finetune_epochs={args.finetune_epochs} epochs={args.epochs} seed={args.seed}",
     }
     path = save_network(net, args.out, masks=stored, meta=meta)

@@ -1,11 +1,12 @@
-"""The seed experiment's own pieces: L1-ball bounds (sound), the ReLU-stability loss, naming."""
+"""The seed experiment's pieces: L1-ball bounds (sound), the ReLU-stability loss, naming."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from benchmarks.seed_experiment import PruneConfig, l1_ball_bounds, l1_relu_stability, net_file
+from benchmarks.seed_experiment import grid_recipe, net_file, tag
+from pruning.recipe import SeedSprStep, StabilityStep, l1_ball_bounds, stability_regularizer
 from pruning.train import linear_layers, make_mlp
 
 
@@ -37,7 +38,9 @@ def test_l1_ball_bounds_contain_sampled_points() -> None:
 def test_relu_stability_loss_is_negative_and_differentiable() -> None:
     model = make_mlp(20, [8, 6], 3, seed=2)
     x = torch.rand(4, 20)
-    loss = l1_relu_stability(0.5, 1.0)(model, x)
+    reg = stability_regularizer(StabilityStep(stability_weight=0.5, stability_eps=1.0))
+    assert reg is not None
+    loss = reg(model, x)
     assert -0.5 <= float(loss.detach()) <= 0.5
     loss.backward()
     assert linear_layers(model)[0].weight.grad is not None
@@ -47,10 +50,10 @@ def test_names_round_trip() -> None:
     import argparse
 
     args = argparse.Namespace(epochs=50, seed=0)
-    tag = PruneConfig(0.4, 0.8, 0.2, 1).tag()
-    assert tag == "n0.4_w0.8_rs0.2_ft10d"
-    path = net_file(f"best_2x50_e50_s0_{tag}", args)
-    assert path is not None and path.name == f"best_2x50_{tag}_e50_s0.safetensors"
+    name = tag(grid_recipe("0.4,0.8,0.2,1"))
+    assert name == "n0.4_w0.8_rs0.2_ft10d"
+    path = net_file(f"best_2x50_e50_s0_{name}", args)
+    assert path is not None and path.name == f"best_2x50_{name}_e50_s0.safetensors"
     dense = net_file("dense_2x100_e50_s0", args)
     assert dense is not None and dense.name == "dense_2x100_e50_s0.safetensors"
 
@@ -61,20 +64,21 @@ def test_tags_and_per_arch_image_counts() -> None:
     from benchmarks.seed_experiment import arch_images
 
     # The learning rate and the symbolic RS loss are in the tag only when not the defaults.
-    assert PruneConfig(0.3, 0.7, 0.2, 1, 20).tag() == "n0.3_w0.7_rs0.2_ft20d"
-    cfg = PruneConfig(*map(float, "0.2,0.5,0.3,1,10,0.02,8".split(",")))
-    assert cfg.tag() == "n0.2_w0.5_rs0.3_ft10d_lr0.02_sym8"
+    assert tag(grid_recipe("0.3,0.7,0.2,1,20")) == "n0.3_w0.7_rs0.2_ft20d"
+    assert tag(grid_recipe("0.2,0.5,0.3,1,10,0.02,8")) == "n0.2_w0.5_rs0.3_ft10d_lr0.02_sym8"
     args = argparse.Namespace(images=20, arch_images=["2x100=10"])
     assert arch_images(args, "2x100") == 10 and arch_images(args, "2x50") == 20
     assert arch_images(argparse.Namespace(images=5), "2x50") == 5
 
 
 def test_symbolic_rs_loss_uses_the_first_rows_only() -> None:
-    from benchmarks.seed_experiment import symbolic_l1_stability
-
     model = make_mlp(20, [8, 6], 3, seed=3)
     x = torch.rand(6, 20)
-    reg = symbolic_l1_stability(0.5, 1.0, 2)
+    step = StabilityStep(
+        stability_weight=0.5, stability_eps=1.0, stability_bounds="symbolic", stability_rows=2
+    )
+    reg = stability_regularizer(step)
+    assert reg is not None
     a = reg(model, x)
     b = reg(model, torch.cat([x[:2], torch.rand(4, 20)]))
     assert float(a.detach()) == float(b.detach()) < 0
@@ -85,27 +89,34 @@ def test_grid_points_per_architecture() -> None:
 
     import pytest
 
-    from benchmarks.seed_experiment import GRID, arch_grid, parse_grid
+    from benchmarks.seed_experiment import GRID_POINTS, arch_grid, parse_grid
 
     pts = ["2x50:0.3,0.7,0.2,1,20", "2x100:0.2,0.5,0.3,1,10,0.02", "0.1,0,0"]
-    assert [c.tag() for c in parse_grid(pts, "2x50")] == [
+    assert [tag(c) for c in parse_grid(pts, "2x50")] == [
         "n0.3_w0.7_rs0.2_ft20d",
         "n0.1_w0_rs0_ft10",
     ]
-    assert parse_grid(pts, "2x100")[0].tag() == "n0.2_w0.5_rs0.3_ft10d_lr0.02"
+    assert tag(parse_grid(pts, "2x100")[0]) == "n0.2_w0.5_rs0.3_ft10d_lr0.02"
     with pytest.raises(SystemExit):
         parse_grid(pts[:1], "6x100")
     hinge = parse_grid(["6x100:0.3,0.7,0.05,1,10,0.02,8,hinge"], "6x100")[0]
-    assert (hinge.sym, hinge.loss) == (8, "hinge")
-    assert hinge.tag() == "n0.3_w0.7_rs0.05_ft10d_lr0.02_sym8_hinge"
+    step = hinge.steps[-1]
+    assert isinstance(step, StabilityStep)
+    assert (step.stability_rows, step.stability_loss) == (8, "hinge")
+    assert tag(hinge) == "n0.3_w0.7_rs0.05_ft10d_lr0.02_sym8_hinge"
     # --best-from spr: the start net's tag goes into every point's tag (its own cache file).
-    spr = parse_grid(["0,0,2,1,10,0.02,2,ratio"], "6x100", (None, "spr_l0.001_a0.5_se20"))[0]
-    assert spr.tag() == "n0_w0_rs2_ft10d_lr0.02_sym2_ratio_from_spr_l0.001_a0.5_se20"
+    start = SeedSprStep(spr_lambda=0.001, spr_alpha=0.5, spr_epochs=20)
+    spr = parse_grid(["0,0,2,1,10,0.02,2,ratio"], "6x100", start)[0]
+    assert tag(spr) == "n0_w0_rs2_ft10d_lr0.02_sym2_ratio_from_spr_l0.001_a0.5_se20"
     args = argparse.Namespace(grid=None)
-    assert all(c.base == "spr_x" for c in arch_grid(args, "2x50", (None, "spr_x")))
-    assert all(c.base == "" for c in GRID)  # the module's grid is left alone
-    adv = parse_grid(["0,0,1,1,10,0.02,2,ratio,5"], "6x100", (None, "spr_x"))[0]
-    assert adv.adv == 5.0 and adv.tag() == "n0_w0_rs1_ft10d_lr0.02_sym2_ratio_adv5_from_spr_x"
+    grid = arch_grid(args, "2x50", start)
+    assert len(grid) == len(GRID_POINTS) and all(r.steps[0] == start for r in grid)
+    assert all(len(r.steps) == 1 for r in arch_grid(args, "2x50", None))
+    adv = parse_grid(["0,0,1,1,10,0.02,2,ratio,5"], "6x100", start)[0]
+    adv_step = adv.steps[-1]
+    assert isinstance(adv_step, StabilityStep) and adv_step.adversarial is not None
+    assert adv_step.adversarial.eps == 5.0
+    assert tag(adv) == "n0_w0_rs1_ft10d_lr0.02_sym2_ratio_adv5_from_spr_l0.001_a0.5_se20"
     bad_points = ("0.3,0.7", "0.3,0.7,0.1,1,10,0.02,8,square", "0.3,x,0.1", "1,2,3,4,5,6,7,8,9")
     for bad in (*bad_points, "0,0,1,1,10,0.02,2,ratio,x", "0,0,1,1,10,0.02,2,ratio,5,1"):
         with pytest.raises(SystemExit, match="--grid point"):
@@ -235,3 +246,36 @@ def test_summary_skips_instances_decided_before_a_formulation() -> None:
     s = summarize(rows, 5.0)
     assert (s["binaries"], s["nonzeros"], s["solved"], s["adv"]) == (40.0, 1000.0, 2, 1)
     assert list(s["times"]) == [0.01, 2.0, 5.0]
+
+
+def test_cached_pipeline_builds_the_recipe_net(tmp_path, monkeypatch) -> None:
+    """The script's cache layer (dense, SPR point, best net) gives the net that
+    ``pruning.recipe.run_recipe`` builds from the same recipe in one go, and reuses its files."""
+    from dataclasses import replace
+
+    import benchmarks.seed_experiment as se
+    from nn2mip.datasets import load_digits
+    from nn2mip.torch_io import from_torch
+    from pruning.compact import compact_network
+    from pruning.recipe import DenseTraining, SeedSprStep, run_recipe
+
+    monkeypatch.setattr(se, "OUT", tmp_path)
+    monkeypatch.setitem(se.ARCHS, "2x12", [12, 12])
+    d = load_digits()
+    data = (d.x_train, d.y_train, d.x_test, d.y_test)
+    torch.set_num_threads(1)
+    se.train_dense("2x12", 2, 0, data)
+    start = SeedSprStep(spr_epochs=2)
+    recipe = se.parse_grid(["0.2,0.3,0.5,1,1,0.02,2,ratio"], "2x12", start)[0]
+    net = se.prune_config("2x12", 2, 0, data, recipe)
+    assert net.meta["config"] == se.tag(recipe)
+    spr_name = se.tag(replace(recipe, steps=recipe.steps[:1]))
+    assert (tmp_path / f"spr_2x12_{spr_name}_e2_s0.safetensors").is_file()
+    full = replace(recipe, dense=DenseTraining((12, 12), 2))
+    want = compact_network(from_torch(run_recipe(full, d.x_train, d.y_train).model))
+    assert net.describe() == want.describe()
+    for a, b in zip(net.layers, want.layers, strict=True):
+        np.testing.assert_array_equal(a.weight, b.weight)
+    # A second call reads the cache: same file, no training.
+    monkeypatch.setattr(se, "run_recipe", None)
+    assert se.prune_config("2x12", 2, 0, data, recipe).describe() == net.describe()
