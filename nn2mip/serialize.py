@@ -113,8 +113,7 @@ def _network_from_file(
             raise ModelFileError(f"{path}: unexpected tensor {name!r}")
         if int(m.group(1)) >= n:
             raise ModelFileError(
-                f"{path}: tensor {name!r} has no entry in field 'relu', which lists {n} "
-                "layer(s)"
+                f"{path}: tensor {name!r} has no entry in field 'relu', which lists {n} layer(s)"
             )
     layers, masks = [], []
     for i, has_relu in enumerate(relu):
