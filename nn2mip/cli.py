@@ -40,7 +40,7 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+        self.exit(2, f"nn2mip: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def one_line(text: object) -> str:
