@@ -122,9 +122,10 @@ def check_store(path: str | Path) -> bool:
             # Damaged pages otherwise surface later, mid-batch or mid-report, as tracebacks.
             problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:
+                first = " ".join(problems[0].split())
                 raise StoreError(
-                    f"{p} is damaged ({problems[0]}); restore it from a copy or start a new "
-                    "file (nothing was written to it)"
+                    f"{p} is damaged ({first}); restore it from a copy or start a new file "
+                    "(nothing was written to it)"
                 )
         finally:
             conn.close()
