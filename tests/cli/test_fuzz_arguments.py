@@ -35,6 +35,7 @@ def files(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def no_work(monkeypatch):
     import adversarial.batch
+    import adversarial.report
     import adversarial.vnnlib_problem
     import nn2mip.demo
     import pruning.catalogue
@@ -43,6 +44,7 @@ def no_work(monkeypatch):
     monkeypatch.setattr(pruning.train, "train", _stop)
     monkeypatch.setattr(pruning.catalogue, "run_method", _stop)
     monkeypatch.setattr(adversarial.batch, "run_batch", _stop)
+    monkeypatch.setattr(adversarial.report, "build_report", _stop)
     monkeypatch.setattr(adversarial.vnnlib_problem, "verify_property", _stop)
     monkeypatch.setattr(nn2mip.demo, "run_demo", _stop)
 
@@ -165,15 +167,16 @@ def argvs(draw):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(argv=argvs())
-def test_random_arguments(argv, files, capsys) -> None:
+def test_random_arguments(argv, files, capsys, tmp_path_factory, monkeypatch) -> None:
     argv = [a.format(**files) for a in argv]
+    monkeypatch.chdir(files["tmp"].rsplit("/", 1)[0])  # relative outputs land in the fixture
     try:
         rc = main(argv)
     except Reached:
         capsys.readouterr()
         return
     _, err = capsys.readouterr()
-    if rc == 0:  # only encode does its (cheap) work for real
+    if rc == 0:  # only encode does its (cheap) work for real, in the test's directory
         assert argv[0] == "encode", argv
         return
     lines = [ln for ln in err.strip().splitlines() if not ln.startswith("[")]
