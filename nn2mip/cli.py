@@ -89,14 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nn2mip: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        return _fail("out of memory (a smaller network, data set or batch may fit)")
+    except RuntimeError as err:
+        if "allocate memory" not in str(err):  # torch reports failed allocations this way
+            return _internal(err)
+        return _fail(f"out of memory: {err} (a smaller network, data set or batch may fit)")
     except Exception as err:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        return _fail(
-            f"internal error: {type(err).__name__}: {err} (a bug in nn2mip; rerun with "
-            f"{DEBUG_ENV}=1 for the traceback and report it)",
-            code=3,
-        )
+        return _internal(err)
+
+
+def _internal(err: Exception) -> int:
+    if os.environ.get(DEBUG_ENV):
+        raise err
+    return _fail(
+        f"internal error: {type(err).__name__}: {err} (a bug in nn2mip; rerun with "
+        f"{DEBUG_ENV}=1 for the traceback and report it)",
+        code=3,
+    )
 
 
 def _fail(message: str, code: int = 2) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from adversarial.batch import NORMS, PROBLEMS
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     # Everything checkable is checked before the results file is touched or a model solved.
     for m in args.models:
         check_model_file(m)
+    _check_index_ranges(args.indices)
     indices = parse_indices(args.indices)
     check_bounds(args.bounds)
     data_dir = check_data(args.data, args.data_dir)
@@ -135,6 +137,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+# Far above any test set; a range beyond it would only fill memory before being refused.
+MAX_INDEX = 10_000_000
+
+
+def _check_index_ranges(text: str) -> None:
+    for number in re.findall(r"\d+", text):
+        if int(number) > MAX_INDEX:
+            raise InvalidInputError(
+                f"--indices {text}: index {number} is beyond any test set (at most {MAX_INDEX})"
+            )
 
 
 def _check_targets(args: argparse.Namespace, indices: list[int], data_dir: str | None) -> None:

@@ -202,6 +202,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("attack indices empty", ["attack", M, "--indices", "", "--db", DB], "indices"),
     ("attack indices reversed", _att("--indices", "5-2"), "empty"),
     ("attack indices text", _att("--indices", "x"), "indices"),
+    ("attack indices huge range", _att("--indices", "0-99999999999"), "beyond any test set"),
     ("attack index too large", _att("--indices", "99999"), "out of range"),
     ("attack eps negative", _att("--eps", "-1"), "--eps"),
     ("attack eps nan", _att("--eps", "nan"), "--eps"),
