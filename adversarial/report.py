@@ -301,6 +301,12 @@ def build_report(
     models = model_stats(rows)
     if pairs:
         resolved = [(_resolve(a, models), _resolve(b, models)) for a, b in pairs]
+        for (a, b), given in zip(resolved, pairs, strict=True):
+            if a == b:
+                raise InvalidInputError(
+                    f"--pair {given[0]} {given[1]}: both name the same model; give a dense "
+                    "and a pruned one"
+                )
     else:
         resolved = auto_pairs(rows, models)
     out.mkdir(parents=True, exist_ok=True)

@@ -243,6 +243,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report out under a file", ["report", DB, "--out", "{file}/sub"], "is a file"),
     ("report pair unknown", ["report", DB, "--out", "{tmp}/rep", "--pair", "a", "b"], "--pair"),
     ("report out missing", ["report", DB], "--out"),
+    ("report pair of one model", ["report", DB, "--out", "{tmp}/rep", "--pair", "m", "m"], "same"),
     # -- verify
     ("verify timeout 0", _ver("--timeout", "0"), "> 0, got 0"),
     ("verify timeout negative", _ver("--timeout", "-1"), "--timeout"),
