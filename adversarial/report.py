@@ -288,16 +288,27 @@ def build_report(
     out_dir: str | Path,
     pairs: list[tuple[str, str]] | None = None,
 ) -> Report:
-    """Write results.csv, summary.md, cactus.png and one scatter per dense/pruned pair."""
+    """Write results.csv, summary.md, cactus.png and one scatter per dense/pruned pair.
+
+    ``out_dir`` is checked (a directory, or creatable) before the store is read.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"report output {out} exists and is not a directory")
     rows = load_rows(db_path)
     if not rows:
         raise InvalidInputError(f"{db_path} holds no results yet")
     models = model_stats(rows)
     if pairs:
         resolved = [(_resolve(a, models), _resolve(b, models)) for a, b in pairs]
+        for (a, b), given in zip(resolved, pairs, strict=True):
+            if a == b:
+                raise InvalidInputError(
+                    f"--pair {given[0]} {given[1]}: both name the same model; give a dense "
+                    "and a pruned one"
+                )
     else:
         resolved = auto_pairs(rows, models)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = [write_csv(rows, out / "results.csv")]
     pstats = [pair_stats(rows, a, b) for a, b in resolved]

@@ -119,9 +119,17 @@ def check_store(path: str | Path) -> bool:
                     "refusing to write to it"
                 )
             info = dict(conn.execute("SELECT key, value FROM schema_info").fetchall())
+            # Damaged pages otherwise surface later, mid-batch or mid-report, as tracebacks.
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                first = " ".join(problems[0].split())
+                raise StoreError(
+                    f"{p} is damaged ({first}); restore it from a copy or start a new file "
+                    "(nothing was written to it)"
+                )
         finally:
             conn.close()
-    except sqlite3.DatabaseError as err:
+    except (sqlite3.DatabaseError, ValueError) as err:
         raise StoreError(f"cannot read {p} as a results file: {err}") from None
     if info.get("schema") != SCHEMA_NAME or info.get("version") != str(SCHEMA_VERSION):
         raise StoreError(
@@ -136,6 +144,12 @@ class ResultStore:
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        try:
+            self._open(readonly)
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"cannot use {self.path} as a results file: {err}") from None
+
+    def _open(self, readonly: bool) -> None:
         exists = check_store(self.path)
         if readonly:
             if not exists:
@@ -186,7 +200,18 @@ class ResultStore:
     def finished_keys(self) -> set[tuple[object, ...]]:
         """Keys of all instances already stored."""
         cols = ", ".join(KEY_COLUMNS)
-        return {tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM results")}
+        with self._errors():
+            return {tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM results")}
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite failures (a file damaged or changed under us) as one-line ``StoreError``s."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise  # a malformed row is the caller's bug, not the file's
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: {err}") from None
 
     def add(self, row: dict[str, object]) -> bool:
         """Insert one finished instance in its own transaction; False if it was already there."""
@@ -196,7 +221,7 @@ class ResultStore:
             data["witness"] = json.dumps(list(data["witness"]))
         cols = ", ".join(COLUMN_NAMES)
         marks = ", ".join(f":{c}" for c in COLUMN_NAMES)
-        with self.transaction():
+        with self._errors(), self.transaction():
             cur = self.conn.execute(
                 # ON CONFLICT on the key only: other constraint violations must still raise.
                 f"INSERT INTO results ({cols}) VALUES ({marks}) "
@@ -207,10 +232,12 @@ class ResultStore:
 
     def rows(self) -> list[dict[str, object]]:
         """All rows as dicts, in insertion order."""
-        return [dict(r) for r in self.conn.execute("SELECT * FROM results ORDER BY id")]
+        with self._errors():
+            return [dict(r) for r in self.conn.execute("SELECT * FROM results ORDER BY id")]
 
     def count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        with self._errors():
+            return int(self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
 
 def add_rows(store: ResultStore, rows: Iterable[dict[str, object]]) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -45,14 +47,56 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     return Dataset("digits", x[train], y[train], x[test], y[test])
 
 
+# An environment variable naming the MNIST directory (or a directory with an ``mnist/`` in it).
+DATA_ENV = "NN2MIP_DATA"
+_MNIST_FILE = "t10k-images-idx3-ubyte"
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def mnist_search_path(path: str | Path | None = None) -> list[Path]:
+    """Where MNIST is looked for, in order: ``path`` alone when given; else ``$NN2MIP_DATA``
+    (and its ``mnist/``), then ``data/mnist`` in the checkout, then ``../shared/data/mnist``
+    beside it (where data/README.md says the shared data lives)."""
+    if path is not None:
+        return [Path(path)]
+    places = []
+    env = os.environ.get(DATA_ENV)
+    if env:
+        places += [Path(env), Path(env) / "mnist"]
+    places += [_REPO / "data" / "mnist", _REPO.parent / "shared" / "data" / "mnist"]
+    return places
+
+
+def find_mnist_dir(path: str | Path | None = None) -> Path:
+    """The first directory of ``mnist_search_path(path)`` holding the MNIST test images;
+    the error lists every place looked at."""
+    places = mnist_search_path(path)
+    for d in places:
+        if any((d / f"{_MNIST_FILE}{ext}").is_file() for ext in (".gz", "")):
+            return d
+    if path is not None:
+        p = Path(path)
+        why = (
+            "does not exist"
+            if not p.exists()
+            else "is not a directory"
+            if not p.is_dir()
+            else (f"holds no {_MNIST_FILE}[.gz]")
+        )
+        raise InvalidInputError(f"MNIST directory {p} {why}")
+    raise InvalidInputError(
+        f"MNIST IDX files not found; looked in {', '.join(str(d) for d in places)}; give "
+        f"--data-dir or set {DATA_ENV}"
+    )
+
+
 def load_dataset(name: str, path: str | None = None) -> Dataset:
-    """Load a data set by name: ``digits`` (embedded) or ``mnist`` (IDX files in ``path``)."""
+    """Load a data set by name: ``digits`` (embedded) or ``mnist`` (IDX files in ``path``, or
+    found by ``find_mnist_dir``)."""
     if name == "digits":
         return load_digits()
     if name == "mnist":
         from nn2mip.mnist import load_mnist_dataset
 
-        if path is None:
-            raise InvalidInputError("mnist needs --data-dir pointing at the IDX files")
-        return load_mnist_dataset(path)
+        return load_mnist_dataset(find_mnist_dir(path))
     raise InvalidInputError(f"unknown data set {name!r}; choose 'digits' or 'mnist'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from torch import nn
 
 from adversarial.problems import AttackResult, untargeted_attack
 from nn2mip.datasets import Dataset, load_digits
+from nn2mip.errors import InvalidInputError
 from nn2mip.network import Network
 from nn2mip.serialize import save_network
 from nn2mip.torch_io import from_torch
@@ -36,6 +38,25 @@ class DemoConfig:
     time_limit: float = 60.0
     threads: int = 1
     seed: int = 0
+
+    def validate(self, num_test: int | None = None) -> None:
+        """Refuse settings that cannot run, before any training (one-line ``InvalidInputError``)."""
+        if not self.num_images >= 1:
+            raise InvalidInputError(f"number of images must be >= 1, got {self.num_images}")
+        if num_test is not None and self.num_images > num_test:
+            raise InvalidInputError(
+                f"number of images {self.num_images} exceeds the {num_test} test images"
+            )
+        if not (np.isfinite(self.eps) and self.eps >= 0):
+            raise InvalidInputError(f"eps must be a finite number >= 0, got {self.eps}")
+        if not (np.isfinite(self.time_limit) and self.time_limit > 0):
+            raise InvalidInputError(f"time limit must be a number > 0, got {self.time_limit}")
+        if self.threads < 1:
+            raise InvalidInputError(f"threads must be >= 1, got {self.threads}")
+        if self.norm not in ("inf", "1"):
+            raise InvalidInputError(f"norm must be 'inf' or '1', got {self.norm!r}")
+        if self.epochs < 1 or self.finetune_epochs < 0:
+            raise InvalidInputError("epochs must be >= 1 and fine-tuning epochs >= 0")
 
 
 @dataclass
@@ -127,14 +148,36 @@ def train_pair(data: Dataset, cfg: DemoConfig) -> tuple[nn.Module, nn.Module]:
     return dense, pruned
 
 
-def run_demo(cfg: DemoConfig, save_dir: str | Path | None = None, progress=None) -> DemoReport:
-    """Train, prune, compact, then run the same untargeted instances on both networks."""
+def run_demo(
+    cfg: DemoConfig,
+    save_dir: str | Path | None = None,
+    progress=None,
+    say: Callable[[str], None] | None = None,
+) -> DemoReport:
+    """Train, prune, compact, then run the same untargeted instances on both networks.
+
+    ``progress(name, image, result)`` is called per solved instance, ``say(message)`` per stage.
+    """
     data = load_digits(seed=cfg.seed)
+    cfg.validate(len(data.y_test))
+    if save_dir is not None and Path(save_dir).exists() and not Path(save_dir).is_dir():
+        raise InvalidInputError(f"save directory {save_dir} exists and is not a directory")
+    say = say or (lambda _msg: None)
     t0 = time.perf_counter()
+    say(
+        f"training a dense {'x'.join(map(str, cfg.hidden))} MLP on digits ({cfg.epochs} epochs), "
+        f"then a copy pruned {cfg.neuron_amount:.0%} of neurons and {cfg.weight_amount:.0%} of "
+        f"weights ({cfg.finetune_epochs} fine-tuning epochs)"
+    )
     dense_t, pruned_t = train_pair(data, cfg)
     train_time = time.perf_counter() - t0
     dense_n = from_torch(dense_t)
     pruned_n = compact_network(from_torch(pruned_t))
+    say(
+        f"trained in {train_time:.1f} s: dense {dense_n.describe()}, pruned "
+        f"{pruned_n.describe()}; attacking {cfg.num_images} test image(s) on each "
+        f"(L-{cfg.norm} eps {cfg.eps}, PGD then MIP)"
+    )
     if save_dir is not None:
         save_network(dense_n, Path(save_dir) / "dense.safetensors", meta={"data": "digits"})
         save_network(pruned_n, Path(save_dir) / "pruned.safetensors", meta={"data": "digits"})
@@ -143,6 +186,8 @@ def run_demo(cfg: DemoConfig, save_dir: str | Path | None = None, progress=None)
         pruned_n.predict(data.x_test) == data.y_test
     )
     idx = [int(i) for i in np.flatnonzero(ok)[: cfg.num_images]]
+    if len(idx) < cfg.num_images:
+        say(f"only {len(idx)} test images are classified correctly by both networks")
     summaries = []
     for name, net, tm in (("dense", dense_n, dense_t), ("pruned", pruned_n, pruned_t)):
         s = _summary(name, net, tm, data)

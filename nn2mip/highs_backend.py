@@ -204,12 +204,17 @@ def _read_result(
 
 def write_model(model: MipModel, path: str | Path) -> Path:
     """Write the model as MPS (``.mps``) or CPLEX LP (``.lp``), chosen by the file suffix, with
-    the model's own objective sense (a max model is written as a maximization)."""
+    the model's own objective sense (a max model is written as a maximization) and its column
+    names (``MipModel.col_names``) when it has any."""
     path = Path(path)
     if path.suffix.lower() not in (".mps", ".lp"):
         raise InvalidInputError(f"model files must end in .mps or .lp, got {path.name}")
     h = _new_highs(False)
     h.passModel(to_highs_lp(model, native_sense=True))
+    if model.col_names:
+        # Named columns (x_0, z_1_5, ...) make the file readable in another solver.
+        for c in range(model.num_cols):
+            h.passColName(c, model.col_name(c))
     path.parent.mkdir(parents=True, exist_ok=True)
     status = h.writeModel(str(path))
     if str(status).split(".")[-1] == "kError":

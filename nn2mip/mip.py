@@ -32,6 +32,8 @@ class MipModel:
     cost: dict[int, float] = field(default_factory=dict)
     offset: float = 0.0
     sense: Sense = "max"
+    # Optional column names (MPS/LP files carry them); unnamed columns are written as c_<index>.
+    col_names: dict[int, str] = field(default_factory=dict)
     _matrix: tuple[tuple[int, int, int], sp.csr_array] | None = field(default=None, repr=False)
 
     def add_cols(
@@ -90,6 +92,22 @@ class MipModel:
         for c, v in zip(np.asarray(cols).tolist(), np.asarray(coefs, float).tolist(), strict=True):
             self.cost[c] = self.cost.get(c, 0.0) + v
         self.sense, self.offset = sense, float(offset)
+
+    def set_col_names(self, names: dict[int, str]) -> None:
+        """Name columns (for files read by other solvers); names must be unique, no spaces."""
+        for c, name in names.items():
+            if not 0 <= c < self.num_cols:
+                raise IndexError(f"column {c} does not exist ({self.num_cols} columns)")
+            if not name or any(ch.isspace() for ch in name):
+                raise ValueError(f"column name {name!r} is empty or has white space")
+        merged = {**self.col_names, **names}
+        if len(set(merged.values())) != len(merged):
+            raise ValueError("column names must be unique")
+        self.col_names = merged
+
+    def col_name(self, c: int) -> str:
+        """Column ``c``'s name, ``c_<c>`` when it has none."""
+        return self.col_names.get(c, f"c_{c}")
 
     # -- read side -------------------------------------------------------------------------
     def col_lower(self) -> np.ndarray:

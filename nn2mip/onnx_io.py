@@ -381,6 +381,8 @@ def load_onnx(path: str | Path) -> Network:
             ) from None
         attrs = _attrs(onnx, node)
         syms = [v for v in inputs if isinstance(v, _Sym)]
+        if not node.output or not node.input or inputs[0] is None:
+            raise ModelFileError(f"{path}: {label} has no input or no output tensor")
         try:
             if not syms:
                 values[node.output[0]] = _eval_constant(op, inputs, attrs)
@@ -404,7 +406,8 @@ def load_onnx(path: str | Path) -> Network:
             values[node.output[0]] = _apply_affine(op, inputs, attrs)
         except _Nonlinear as err:
             raise UnsupportedLayerError(f"{label}: {err}") from None
-        except (ValueError, IndexError) as err:
+        except (ValueError, IndexError, TypeError) as err:
+            # TypeError: an optional input left empty where the operator needs one
             raise UnsupportedLayerError(f"{label}: {err}") from None
 
     out_name = graph.output[0].name

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from nn2mip.commands.common import check_input_file, check_output_dir
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", help="summarize an attack results file (CSV, Markdown, plots)")
+    p = sub.add_parser(
+        "report",
+        help="summarize an attack results file (CSV, Markdown, plots)",
+        description="Write results.csv, summary.md, cactus.png and one scatter plot per "
+        "dense/pruned pair from a results file of 'nn2mip attack'.",
+    )
     p.add_argument("db", help="SQLite results file written by 'nn2mip attack'")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (created if missing)")
     p.add_argument(
         "--pair",
         nargs=2,
@@ -21,7 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from adversarial.report import build_report
+    from adversarial.store import check_store
 
+    check_input_file(args.db, "results file")
+    check_store(args.db)
+    check_output_dir(args.out, "--out")
     rep = build_report(args.db, args.out, [tuple(p) for p in args.pair] if args.pair else None)
     for m in rep.models:
         print(

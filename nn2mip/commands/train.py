@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from nn2mip.commands.common import nonneg_float, positive_float, print_json
+import numpy as np
+
+from nn2mip.commands.common import (
+    DATASETS,
+    MODEL_SUFFIXES,
+    Progress,
+    check_data,
+    check_output_file,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    print_json,
+    save_model,
+)
 from nn2mip.errors import InvalidInputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("train", help="train a ReLU MLP (with L1/group-lasso/SPR/stability)")
-    p.add_argument("--data", default="digits", help="data set: digits (embedded) or mnist")
-    p.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
-    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="hidden widths")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=positive_float, default=3e-3)
-    p.add_argument("--optimizer", default="adam", help="adam or sgd (momentum 0.9)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "train",
+        help="train a ReLU MLP (with L1/group-lasso/SPR/stability)",
+        description="Train a ReLU MLP on digits or MNIST, optionally with sparsity "
+        "regularizers, ReLU-stability or adversarial training; write it as .safetensors "
+        "(float64, nn2mip's own format) or .onnx (float32).",
+    )
+    p.add_argument("--data", choices=DATASETS, default="digits", help="data set")
+    p.add_argument(
+        "--data-dir", default=None, help="directory of the MNIST IDX files (default: searched)"
+    )
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[64, 64], help="hidden widths")
+    p.add_argument("--epochs", type=positive_int, default=20, help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate")
+    p.add_argument(
+        "--optimizer", choices=["adam", "sgd"], default="adam", help="optimizer (sgd: momentum 0.9)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the init and shuffling")
     p.add_argument("--l1", type=nonneg_float, default=0.0, help="L1 strength (proximal step)")
     p.add_argument(
         "--group-lasso", type=nonneg_float, default=0.0, help="group-lasso strength (proximal)"
@@ -26,15 +51,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--spr-alpha", type=float, default=0.5, help="SPR alpha in (0, 1)")
     p.add_argument("--stability", type=nonneg_float, default=0.0, help="ReLU-stability weight")
     p.add_argument("--stability-eps", type=nonneg_float, default=0.02, help="its ball's radius")
-    p.add_argument("--stability-norm", default="inf", help="its ball's norm: inf or 1")
+    p.add_argument("--stability-norm", choices=["inf", "1"], default="inf", help="its ball's norm")
     p.add_argument(
         "--stability-bounds",
+        choices=["interval", "symbolic"],
         default="interval",
         help="interval (L-inf only) or symbolic (the bounds the MIP gets; costs more per row)",
     )
     p.add_argument(
         "--stability-rows",
-        type=int,
+        type=nonneg_int,
         default=0,
         help="with symbolic bounds: the loss on the first N rows of each batch (0: all)",
     )
@@ -49,8 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=0.0,
         help="adversarial training: PGD ball radius (0: off)",
     )
-    p.add_argument("--adv-norm", default="inf", help="its ball's norm: inf or 1")
-    p.add_argument("--adv-steps", type=int, default=10, help="PGD steps per batch")
+    p.add_argument("--adv-norm", choices=["inf", "1"], default="inf", help="its ball's norm")
+    p.add_argument("--adv-steps", type=positive_int, default=10, help="PGD steps per batch")
     p.add_argument(
         "--adv-weight",
         type=float,
@@ -58,47 +84,61 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="share of the loss on the PGD points, in (0, 1]",
     )
     p.add_argument(
-        "--adv-rows", type=int, default=0, help="attack only the first N rows of each batch"
+        "--adv-rows",
+        type=nonneg_int,
+        default=0,
+        help="attack only the first N rows of each batch (0: all)",
     )
     p.add_argument("--compact", action="store_true", help="remove neurons left without weights")
-    p.add_argument("--out", required=True, help="output model file (.safetensors)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--out", required=True, help="output model file (.safetensors, or .onnx in float32)"
+    )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     return p
 
 
 def validate_common(args: argparse.Namespace) -> None:
-    """Checks shared by ``train`` and ``prune``: one-line errors for bad numbers."""
-    if args.optimizer not in ("adam", "sgd"):
-        raise InvalidInputError(f"unknown optimizer {args.optimizer!r}; choose adam or sgd")
-    if args.batch_size < 1:
-        raise InvalidInputError("--batch-size must be at least 1")
+    """Checks shared by ``train`` and ``prune``, made before anything is loaded: the output
+    place, the data set, numbers argparse cannot check alone."""
+    check_output_file(args.out, "--out", suffixes=MODEL_SUFFIXES)
+    args.data_dir = check_data(args.data, args.data_dir)
+    if not 0.0 < args.spr_alpha < 1.0:
+        raise InvalidInputError(f"--spr-alpha must be in (0, 1), got {args.spr_alpha}")
+
+
+def epoch_reporter(
+    x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, say: Progress
+) -> Callable[[object], None] | None:
+    """An ``after_step`` hook that reports loss and accuracy on the training set after each
+    epoch (``train`` calls it once per batch); ``None`` when ``say`` is quiet."""
+    import torch
+
+    if say.quiet:
+        return None
+    steps = -(-len(y) // batch_size)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    count = 0
+
+    def hook(model: torch.nn.Module) -> None:  # noqa: F821
+        nonlocal count
+        count += 1
+        if count % steps == 0:
+            with torch.no_grad():
+                logits = model(xt)
+                loss = float(torch.nn.functional.cross_entropy(logits, yt))
+                acc = float((logits.argmax(dim=1) == yt).float().mean())
+            say(f"epoch {count // steps}/{epochs}: train loss {loss:.4f}, train accuracy {acc:.4f}")
+
+    return hook
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from nn2mip.datasets import load_dataset
-    from nn2mip.serialize import save_network
-    from nn2mip.torch_io import from_torch
-    from pruning.adversarial_training import Adversary, robust_accuracy
-    from pruning.compact import compact_network
-    from pruning.regularizers import (
-        combine_hooks,
-        combine_regularizers,
-        group_lasso_prox,
-        l1_prox,
-        relu_stability_regularizer,
-        spr_regularizer,
-    )
-    from pruning.train import accuracy, make_mlp, train
+    from pruning.adversarial_training import Adversary
+    from pruning.regularizers import relu_stability_regularizer
 
     validate_common(args)
-    if args.epochs < 1:
-        raise InvalidInputError("--epochs must be at least 1")
-    if any(h < 1 for h in args.hidden):
-        raise InvalidInputError("--hidden widths must be positive")
-    if not 0.0 < args.spr_alpha < 1.0:
-        raise InvalidInputError(f"--spr-alpha must be in (0, 1), got {args.spr_alpha}")
+    # The regularizers' and adversary's own checks, run before any data is loaded.
     try:
         stability = relu_stability_regularizer(
             args.stability,
@@ -110,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise InvalidInputError(f"--stability options: {e}") from None
+    if not 0.0 < args.adv_weight <= 1.0:
+        raise InvalidInputError(f"--adv-weight must be in (0, 1], got {args.adv_weight}")
     adversary = None
     if args.adv_eps > 0:
         try:
@@ -118,8 +160,29 @@ def run(args: argparse.Namespace) -> int:
             )
         except InvalidInputError as e:
             raise InvalidInputError(f"--adv options: {e}") from None
+    import torch
+
+    from nn2mip.datasets import load_dataset
+    from nn2mip.torch_io import from_torch
+    from pruning.adversarial_training import robust_accuracy
+    from pruning.compact import compact_network
+    from pruning.regularizers import (
+        combine_hooks,
+        combine_regularizers,
+        group_lasso_prox,
+        l1_prox,
+        spr_regularizer,
+    )
+    from pruning.train import accuracy, make_mlp, train
+
+    say = Progress(args.quiet or args.json)
     torch.set_num_threads(1)
+    say(f"loading {args.data}")
     data = load_dataset(args.data, args.data_dir)
+    say(
+        f"training {data.num_features}-{'-'.join(map(str, args.hidden))}-{data.num_classes} "
+        f"for {args.epochs} epochs on {len(data.y_train)} examples"
+    )
     model = make_mlp(data.num_features, args.hidden, data.num_classes, seed=args.seed)
     reg = combine_regularizers(
         spr_regularizer(args.spr_lambda, args.spr_alpha) if args.spr_lambda > 0 else None,
@@ -128,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     hook = combine_hooks(
         l1_prox(args.l1, args.lr) if args.l1 > 0 else None,
         group_lasso_prox(args.group_lasso, args.lr) if args.group_lasso > 0 else None,
+        epoch_reporter(data.x_train, data.y_train, args.epochs, args.batch_size, say),
     )
     train(
         model,
@@ -174,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
             )
         ),
     }
-    path = save_network(net, args.out, meta=meta)
+    path = save_model(net, args.out, meta=meta)
     info = {
         "out": str(path),
         "shape": net.describe(),

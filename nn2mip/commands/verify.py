@@ -1,7 +1,8 @@
 """``nn2mip verify NET.onnx PROP.vnnlib --timeout S``: check a VNN-LIB property, VNN-COMP style.
 
 Prints ``sat``/``unsat``/``timeout``/``unknown`` on the first line (then, for sat, the
-counterexample) and writes the same text to ``--out`` in the competition's result format.
+counterexample) and writes the same text to ``--out`` in the competition's result format; with
+``--out`` only the verdict line is printed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from adversarial.methods import METHODS
-from nn2mip.commands.common import positive_float, print_json
+from nn2mip.commands.common import (
+    Progress,
+    check_bounds,
+    check_input_file,
+    check_model_file,
+    check_output_file,
+    positive_float,
+    positive_int,
+    print_json,
+)
+from nn2mip.errors import InvalidInputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,8 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("network", help="network file (.onnx, or .safetensors written by nn2mip)")
     p.add_argument("property", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
     p.add_argument("--timeout", type=positive_float, required=True, help="seconds in total")
-    p.add_argument("--out", default=None, help="write the result (and counterexample) here")
-    p.add_argument("--threads", type=int, default=1, help="HiGHS and torch threads")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write the result (and counterexample) here; only the verdict is then printed",
+    )
+    p.add_argument("--threads", type=positive_int, default=1, help="HiGHS and torch threads")
     p.add_argument(
         "--bounds",
         default=None,
@@ -57,20 +72,37 @@ def format_result(result: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Files and the output place first: nothing is loaded or solved before they are known good.
+    check_model_file(args.network, "network file")
+    check_input_file(args.property, "property file")
+    if args.out:
+        check_output_file(args.out, "--out")
+        if Path(args.out).resolve() in (
+            Path(args.network).resolve(),
+            Path(args.property).resolve(),
+        ):
+            raise InvalidInputError(f"--out {args.out} would overwrite an input file")
+    check_bounds(args.bounds)
+
     from adversarial.vnnlib_problem import verify_property
-    from nn2mip.bounds import bound_methods
-    from nn2mip.errors import InvalidInputError
     from nn2mip.serialize import load_network
     from nn2mip.vnnlib import load_vnnlib
 
-    if args.threads < 1:
-        raise InvalidInputError(f"--threads must be at least 1, got {args.threads}")
-    if args.bounds is not None and args.bounds not in bound_methods():
-        raise InvalidInputError(
-            f"unknown bound method {args.bounds!r}; choose from {', '.join(bound_methods())}"
-        )
+    say = Progress(args.quiet or args.json)
     net = load_network(args.network)
     prop = load_vnnlib(args.property)
+    for what, n_prop, n_net in (
+        ("inputs X_i", prop.num_inputs, net.input_size),
+        ("outputs Y_j", prop.num_outputs, net.output_size),
+    ):
+        if n_prop != n_net:
+            raise InvalidInputError(
+                f"{args.property} declares {n_prop} {what} but the network has {n_net}"
+            )
+    say(
+        f"verifying {Path(args.property).name} on {net.describe()} ({args.timeout:g} s: "
+        f"{'' if args.no_attack else 'centers and PGD, '}bounds, then {args.method})"
+    )
     kwargs = {"attack": None} if args.no_attack else {}
     res = verify_property(
         net,
@@ -83,17 +115,20 @@ def run(args: argparse.Namespace) -> int:
     )
     text = format_result(res)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
     if args.json:
         print_json(res.as_dict())
     else:
-        sys.stdout.write(text)
+        # The counterexample can run to hundreds of lines: with --out it is only in the file.
+        sys.stdout.write(text.splitlines(keepends=True)[0] if args.out else text)
         detail = (
             f"{res.decided_by or 'undecided'}, {res.total_time:.2f} s, bounds {res.bound_method}"
         )
         if res.note:
             detail += f"; {res.note}"
-        print(f"nn2mip: {res.result} ({detail})", file=sys.stderr)
+        if args.out:
+            detail += f"; written to {args.out}"
+        if not args.quiet:
+            print(f"nn2mip: {res.result} ({detail})", file=sys.stderr)
     return 0

@@ -149,7 +149,7 @@ def test_prune_keep_masks(tmp_path, model_file):
         ["prune", "MODEL", "--method", "l1", "--amount", "0.5", "--optimizer", "rmsprop"],
         ["prune", "MODEL", "--method", "l1", "--amount", "0.5", "--data", "cifar"],
         ["train", "--epochs", "0"],
-        ["train", "--data", "mnist"],
+        ["train", "--data", "mnist", "--data-dir", "MISSING"],
         ["train", "--spr-alpha", "1.5"],
         ["train", "--stability-loss", "square"],
         ["train", "--stability-norm", "2", "--stability-bounds", "symbolic"],
