@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 
 from nn2mip.bounds import interval_bounds
-from nn2mip.formulation import (
-    ACTIVE,
-    CONSTANT,
-    INACTIVE,
-    PRUNED,
-    UNSTABLE,
-    build_formulation,
-)
+from nn2mip.encoding import ACTIVE, CONSTANT, INACTIVE, PRUNED, UNSTABLE
+from nn2mip.formulation import build_formulation
 from nn2mip.highs_backend import solve_highs
 from nn2mip.network import network_from_arrays
 from nn2mip.region import ball_region
