@@ -59,7 +59,9 @@ def layer_tensors(
             coo = layer.weight.tocoo()
             idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
             val = torch.from_numpy(coo.data).to(dtype)
-            ws.append(torch.sparse_coo_tensor(idx, val, coo.shape).coalesce())
+            ws.append(
+                torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=True).coalesce()
+            )
         else:
             ws.append(torch.from_numpy(layer.weight).to(dtype))
         bs.append(torch.from_numpy(layer.bias).to(dtype))

@@ -65,7 +65,7 @@ class MaxGroups:
         seg = torch.from_numpy(np.repeat(np.arange(self.num_groups), np.diff(self.start)))
         vals = z[..., idx]
         out = torch.full((*z.shape[:-1], self.num_groups), -torch.inf, dtype=z.dtype)
-        return out.index_reduce(-1, seg, vals, "amax")
+        return out.scatter_reduce(-1, seg.expand_as(vals), vals, "amax")
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compare with np.array_equal, not ==

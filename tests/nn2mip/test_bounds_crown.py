@@ -1,0 +1,143 @@
+"""The torch bound engine against the numpy CROWN it replaced, on sparse maps, and its pieces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from crown_reference import interval_bounds as ref_interval
+from crown_reference import symbolic_bounds as ref_symbolic
+from nets_for_bounds import digits, nets
+
+from nn2mip.bounds import BOUND_METHODS, DEFAULT_BOUND_METHOD, compute_bounds
+from nn2mip.crown import (
+    backward,
+    concretize_box,
+    crown_bounds,
+    interval_bounds,
+    layer_tensors,
+    tighten_layer,
+)
+from nn2mip.errors import UnsupportedLayerError
+from nn2mip.mnist import load_mnist
+from nn2mip.network import AffineLayer, MaxGroups, Network
+from nn2mip.onnx_io import load_onnx
+from nn2mip.region import InputRegion, ball_region
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+MNIST_FC = DATA / "vnncomp_mnist_fc" / "onnx" / "mnist-net_256x2.onnx"
+
+
+def _close(new, ref_lo, ref_hi, rtol=1e-11):
+    for a, b, lo, hi in zip(new.lower, new.upper, ref_lo, ref_hi, strict=True):
+        np.testing.assert_allclose(a, lo, rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(b, hi, rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dense", "pruned", "random"])
+@pytest.mark.parametrize("norm,eps", [("inf", 0.05), ("1", 1.0)])
+def test_crown_equals_the_numpy_reference_on_digits_nets(name, norm, eps):
+    net = nets()[name]
+    region = ball_region(digits().x_test[1], eps, norm)
+    _close(crown_bounds(net, region), *ref_symbolic(net, region))
+    _close(interval_bounds(net, region), *ref_interval(net, region))
+
+
+@pytest.mark.skipif(not MNIST_FC.exists(), reason=f"VNN-COMP mnist_fc net not found: {MNIST_FC}")
+@pytest.mark.parametrize("norm,eps", [("inf", 0.02), ("1", 5.0)])
+def test_crown_equals_the_numpy_reference_on_mnist_fc(norm, eps):
+    net = load_onnx(MNIST_FC)
+    x = load_mnist(DATA / "mnist", "test", limit=1)[0][0]
+    region = ball_region(x, eps, norm)
+    new = crown_bounds(net, region)
+    _close(new, *ref_symbolic(net, region))
+    # And sound: sampled inputs stay inside.
+    zs = net.pre_activations(region.sample(2000, np.random.default_rng(0)))
+    for z, lo, hi in zip(zs, new.lower, new.upper, strict=True):
+        assert np.all(z >= lo) and np.all(z <= hi)
+
+
+def _sparse_copy(net: Network) -> Network:
+    return Network(
+        tuple(AffineLayer(sp.csr_array(lay.weight), lay.bias, lay.relu) for lay in net.layers)
+    )
+
+
+@pytest.mark.parametrize("method", ["interval", "symbolic", "alpha"])
+def test_sparse_maps_give_the_dense_bounds(method):
+    net = nets()["pruned"]
+    sparse = _sparse_copy(net)
+    assert sparse.layers[0].is_sparse and sparse.num_weights == net.num_weights
+    region = ball_region(digits().x_test[2], 0.05, "inf")
+    a = compute_bounds(net, region, method)
+    b = compute_bounds(sparse, region, method)
+    _close(b, a.lower, a.upper, rtol=1e-10)
+    x = region.sample(50, np.random.default_rng(1))
+    np.testing.assert_allclose(sparse.forward(x), net.forward(x), rtol=1e-12, atol=1e-12)
+
+
+def test_tighten_layer_reproduces_the_layer_crown_gave():
+    net = nets()["random"]
+    region = ball_region(digits().x_test[0], 0.05, "1")
+    b = crown_bounds(net, region)
+    lo, hi = tighten_layer(net, region, b.lower[:2], b.upper[:2], 2)
+    # crown_bounds also intersects with interval bounds: where those did not win, the same.
+    ivl = interval_bounds(net, region)
+    lmask, umask = b.lower[2] > ivl.lower[2], b.upper[2] < ivl.upper[2]
+    assert lmask.any() and umask.any()
+    np.testing.assert_allclose(lo[lmask], b.lower[2][lmask], rtol=1e-12)
+    np.testing.assert_allclose(hi[umask], b.upper[2][umask], rtol=1e-12)
+
+
+def test_backward_through_an_identity_layer_is_exact():
+    """With no ReLU in between, the backward pass composes the maps: the bound is the exact
+    minimum of the composed affine function over the box."""
+    rng = np.random.default_rng(4)
+    w1, w2 = rng.normal(size=(5, 3)), rng.normal(size=(4, 5))
+    b1, b2 = rng.normal(size=5), rng.normal(size=4)
+    lo, hi = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    w = [torch.from_numpy(w1)]
+    b = [torch.from_numpy(b1)]
+    lam = torch.from_numpy(w2)[None]
+    big = torch.full((1, 5), 1e3, dtype=torch.float64)
+    lam_x, const, _ = backward(w, b, lam, torch.from_numpy(b2)[None], [-big], [big], relu=[False])
+    got = concretize_box(lam_x, const, lo, hi)[0][0].numpy()
+    a, c = w2 @ w1, w2 @ b1 + b2
+    want = c + np.minimum(a, 0.0).sum(axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_max_groups_get_interval_bounds_and_a_clear_crown_error():
+    rng = np.random.default_rng(5)
+    groups = MaxGroups.from_lists([[0, 1, 2], [2, 3], [4, 5, 0]])
+    net = Network(
+        (
+            AffineLayer(rng.normal(size=(6, 4)), rng.normal(size=6), groups=groups),
+            AffineLayer(rng.normal(size=(2, 3)), rng.normal(size=2)),
+        )
+    )
+    region = InputRegion(np.zeros(4), np.ones(4))
+    b = compute_bounds(net, region, "interval")
+    x = region.sample(5000, rng)
+    for z, lo, hi in zip(net.pre_activations(x), b.lower, b.upper, strict=True):
+        assert np.all(z >= lo) and np.all(z <= hi)
+    with pytest.raises(UnsupportedLayerError, match="max over index groups"):
+        compute_bounds(net, region, "symbolic")
+
+
+def test_the_table_is_explicit_and_the_default_is_in_it():
+    assert set(BOUND_METHODS) == {"interval", "symbolic", "alpha", "lp", "mip"}
+    assert DEFAULT_BOUND_METHOD in BOUND_METHODS
+    assert [BOUND_METHODS[m].anytime for m in ("interval", "symbolic")] == [False, False]
+
+
+def test_layer_tensors_keep_sparse_maps_sparse():
+    sparse = _sparse_copy(nets()["pruned"])
+    w, _, relu = layer_tensors(sparse)
+    assert all(t.layout == torch.sparse_coo for t in w)
+    assert relu == [layer.relu for layer in sparse.layers]
