@@ -85,11 +85,25 @@ class NetworkEncoding:
         return counts
 
 
+Map = np.ndarray | sp.csr_array
+
+
 def csr_weight(layer: AffineLayer) -> sp.csr_array:
-    """The layer's map as a CSR matrix without explicit zeros."""
-    if layer.is_sparse:
-        return layer.weight
-    return sp.csr_array(layer.weight)
+    """The layer's map as a CSR matrix without explicit zeros (cached on the layer)."""
+    return layer.csr
+
+
+def _nonzero(w: Map) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, values) of the nonzero entries of a dense or CSR matrix."""
+    if sp.issparse(w):
+        coo = w.tocoo()
+        return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    r, c = np.nonzero(w)
+    return r, c, w[r, c]
+
+
+def _row_has_entries(w: Map) -> np.ndarray:
+    return np.diff(w.indptr) > 0 if sp.issparse(w) else np.any(w != 0.0, axis=1)
 
 
 def _units_read(layer: AffineLayer, used_out: np.ndarray) -> np.ndarray:
@@ -102,14 +116,17 @@ def _units_read(layer: AffineLayer, used_out: np.ndarray) -> np.ndarray:
     return units
 
 
-def _used_outputs(network: Network, maps: list[sp.csr_array]) -> list[np.ndarray]:
+def _used_outputs(network: Network) -> list[np.ndarray]:
     """For each layer, which outputs are read by a used unit of the next layer."""
     used: list[np.ndarray] = [np.ones(network.output_size, dtype=bool)]
     for k in range(len(network.layers) - 1, 0, -1):
-        rows = np.flatnonzero(_units_read(network.layers[k], used[0]))
-        cols = maps[k][rows].indices
-        read = np.zeros(network.layers[k].in_features, dtype=bool)
-        read[cols] = True
+        rows = _units_read(network.layers[k], used[0])
+        layer = network.layers[k]
+        if layer.is_sparse:
+            read = np.zeros(layer.in_features, dtype=bool)
+            read[layer.weight[np.flatnonzero(rows)].indices] = True
+        else:
+            read = np.any(layer.weight[rows] != 0.0, axis=0)
         used.insert(0, read)
     return used
 
@@ -127,18 +144,21 @@ def encode_network(
             f"got {input_cols.shape[0]} input columns for a network with "
             f"{network.input_size} inputs"
         )
-    maps = [csr_weight(layer) for layer in network.layers]
-    used = _used_outputs(network, maps)
+    used = _used_outputs(network)
     enc = NetworkEncoding(network, bounds, input_cols, np.zeros(0, np.int64))
     prev_cols, prev_const = input_cols, np.zeros(network.input_size)
     n_layers = len(network.layers)
     for k, layer in enumerate(network.layers):
         var_in = prev_cols >= 0
-        w = maps[k]
-        wv = w[:, np.flatnonzero(var_in)]
+        # Dense maps stay dense (faster on dense layers); zeros are skipped either way.
+        w = layer.weight
         vcols = prev_cols[var_in]
-        beff = layer.bias + w[:, np.flatnonzero(~var_in)] @ prev_const[~var_in]
-        has_in = np.diff(wv.indptr) > 0
+        if var_in.all():  # the common case: no column slicing
+            wv, beff = w, layer.bias
+        else:
+            wv = w[:, np.flatnonzero(var_in)]
+            beff = layer.bias + w[:, np.flatnonzero(~var_in)] @ prev_const[~var_in]
+        has_in = _row_has_entries(wv)
         lo, hi = bounds.lower[k], bounds.upper[k]
         if layer.groups is not None:
             cols, consts, bins, kinds = _encode_max(
@@ -166,7 +186,7 @@ def encode_network(
 def _encode_units(
     model: MipModel,
     layer: AffineLayer,
-    wv: sp.csr_array,
+    wv: Map,
     vcols: np.ndarray,
     beff: np.ndarray,
     has_in: np.ndarray,
@@ -226,7 +246,7 @@ def _encode_units(
 def _encode_max(
     model: MipModel,
     layer: AffineLayer,
-    wv: sp.csr_array,
+    wv: Map,
     vcols: np.ndarray,
     beff: np.ndarray,
     has_in: np.ndarray,
@@ -287,7 +307,7 @@ def _encode_max(
 
 def add_affine_rows(
     model: MipModel,
-    w: sp.csr_array,
+    w: Map,
     in_cols: np.ndarray,
     out_cols: np.ndarray,
     extra: tuple[np.ndarray, np.ndarray] | None,
@@ -295,12 +315,12 @@ def add_affine_rows(
     upper: np.ndarray | float,
 ) -> None:
     """Rows ``y_i - sum_j w_ij h_j [+ extra coef * extra col] in [lower, upper]``, in one block
-    (``w`` sparse: its stored entries are the matrix entries)."""
+    (``w`` dense or CSR: its nonzero entries become the matrix entries)."""
     m = w.shape[0]
-    coo = w.tocoo()
-    rows = [np.arange(m), coo.row.astype(np.int64)]
-    cols = [out_cols, in_cols[coo.col]]
-    vals = [np.ones(m), -coo.data]
+    r, c, v = _nonzero(w)
+    rows = [np.arange(m), r]
+    cols = [out_cols, in_cols[c]]
+    vals = [np.ones(m), -v]
     if extra is not None:
         rows.append(np.arange(m))
         cols.append(extra[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -115,6 +116,12 @@ class AffineLayer:
     def activation(self) -> str:
         """``"relu"``, ``"max"`` or ``"identity"``."""
         return "relu" if self.relu else "max" if self.groups is not None else "identity"
+
+    @cached_property
+    def csr(self) -> sp.csr_array:
+        """The map as CSR without explicit zeros (computed once: layers are immutable, treat
+        their arrays as read-only)."""
+        return self.weight if self.is_sparse else sp.csr_array(self.weight)
 
     def dense_weight(self) -> np.ndarray:
         """The weight as a dense array (a copy for a sparse map)."""
