@@ -34,10 +34,16 @@ from nn2mip.bounds_base import NetworkBounds, check_region
 from nn2mip.errors import UnsupportedLayerError
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
+from nn2mip.threads import torch_threads
 
 # Outward rounding: absolute + relative slack, far below any tolerance the MIP solver uses.
 ABS_SLACK = 1e-9
 REL_SLACK = 1e-12
+# Torch threads of the float64 proof passes (interval, CROWN): their products are a few hundred
+# rows wide, where a second intra-op thread costs more than it saves (mnist_fc 256x6, 6x500 on
+# 2 busy cores: 1 thread 2-5x faster than the numpy CROWN before it, 2 threads 1.3-2.7x slower;
+# ``python -m tests.nn2mip.crown_reference``).
+PROOF_THREADS = 1
 # alpha-CROWN: Adam steps per layer, and their step size on alpha.
 ALPHA_ITERS = 20
 ALPHA_LR = 0.1
@@ -177,7 +183,7 @@ def interval_bounds(network: Network, region: InputRegion) -> NetworkBounds:
     w, b, relu = layer_tensors(network)
     x_lo, x_hi = torch.from_numpy(region.lower), torch.from_numpy(region.upper)
     groups = [layer.groups for layer in network.layers]
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(PROOF_THREADS):
         out = interval_layers(w, b, relu, x_lo, x_hi, _l1_of(region), widen=True, groups=groups)
     return NetworkBounds([lo.numpy() for lo, _ in out], [hi.numpy() for _, hi in out], "interval")
 
@@ -405,7 +411,7 @@ def crown_bounds(
         (torch.from_numpy(lo).unsqueeze(0), torch.from_numpy(hi).unsqueeze(0))
         for lo, hi in zip(base.lower, base.upper, strict=True)
     ]
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(PROOF_THREADS):
         out = crown_layers(w, b, relu, region_concretizer(region), widen=True, start=start)
     return NetworkBounds(
         [lo[0].numpy() for lo, _ in out], [hi[0].numpy() for _, hi in out], "symbolic"
@@ -428,7 +434,7 @@ def tighten_layer(
     up_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in uppers[:k]]
     wk = _dense_rows(w[k])
     m = wk.shape[0]
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(PROOF_THREADS):
         lam = torch.cat([wk, -wk]).unsqueeze(0)
         const = torch.cat([b[k], -b[k]]).unsqueeze(0)
         lam, const, _ = backward(w[:k], b[:k], lam, const, lo_t, up_t, relu[:k])
