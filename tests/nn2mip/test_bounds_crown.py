@@ -141,3 +141,20 @@ def test_layer_tensors_keep_sparse_maps_sparse():
     w, _, relu = layer_tensors(sparse)
     assert all(t.layout == torch.sparse_coo for t in w)
     assert relu == [layer.relu for layer in sparse.layers]
+
+
+@pytest.mark.parametrize("norm,eps", [("inf", 0.1), ("1", 1.5)])
+def test_crown_equals_the_reference_with_linear_hidden_layers_and_a_relu_output(norm, eps):
+    base = nets()["random"]
+    acts = [True, False, True, True]  # layer 1 linear, the output with a ReLU
+    net = Network(
+        tuple(
+            AffineLayer(la.weight, la.bias, relu=r) for la, r in zip(base.layers, acts, strict=True)
+        )
+    )
+    region = ball_region(digits().x_test[4], eps, norm)
+    new = crown_bounds(net, region)
+    _close(new, *ref_symbolic(net, region))
+    zs = net.pre_activations(region.sample(5000, np.random.default_rng(2)))
+    for z, lo, hi in zip(zs, new.lower, new.upper, strict=True):
+        assert np.all(z >= lo) and np.all(z <= hi)
