@@ -158,3 +158,25 @@ def test_crown_equals_the_reference_with_linear_hidden_layers_and_a_relu_output(
     zs = net.pre_activations(region.sample(5000, np.random.default_rng(2)))
     for z, lo, hi in zip(zs, new.lower, new.upper, strict=True):
         assert np.all(z >= lo) and np.all(z <= hi)
+
+
+def test_l1_interval_bounds_for_training_hold_on_sampled_points():
+    """``pruning.regularizers.interval_bounds_torch`` over L1 balls (the seed recipe's bounds,
+    ``domain=None``, and the tighter ball-in-box ones) contain sampled pre-activations."""
+    from pruning.regularizers import interval_bounds_torch
+    from pruning.train import make_mlp
+
+    model = make_mlp(64, [24, 24], 10, seed=3).double()
+    xs = digits().x_test[:3]
+    free = interval_bounds_torch(model, torch.from_numpy(xs), 1.5, domain=None, norm="1")
+    boxed = interval_bounds_torch(model, torch.from_numpy(xs), 1.5, norm="1")
+    from nn2mip.torch_io import from_torch
+
+    net = from_torch(model)
+    for i, x in enumerate(xs):
+        region = ball_region(x, 1.5, "1")
+        zs = net.pre_activations(region.sample(5000, np.random.default_rng(i)))
+        for z, (flo, fhi), (blo, bhi) in zip(zs, free, boxed, strict=False):
+            flo, fhi, blo, bhi = (t[i].detach().numpy() for t in (flo, fhi, blo, bhi))
+            assert np.all(blo >= flo - 1e-12) and np.all(bhi <= fhi + 1e-12)
+            assert np.all(z >= blo - 1e-9) and np.all(z <= bhi + 1e-9)
