@@ -17,8 +17,9 @@ any ``a`` in [0, 1] tuned per bounded row by projected gradient ascent. The line
 the input that results is concretized over the region: a box, or a box cut by an L1 ball
 (exactly, by the fractional knapsack: spend the budget on the largest ``|lam_i|`` first).
 
-Layer maps are dense tensors or sparse COO tensors (``layer_tensors``); max-over-groups layers
-are not supported by CROWN yet (``UnsupportedLayerError``), interval bounds handle them.
+Layer maps are dense tensors or sparse COO tensors (``layer_tensors``). A max-over-groups layer
+is relaxed by ``max_relaxation`` (CROWN and interval bounds); alpha-CROWN and branch and bound
+take ReLU networks only (``alpha_fits``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ import numpy as np
 import torch
 
 from nn2mip.bounds_base import NetworkBounds, check_region
-from nn2mip.errors import UnsupportedLayerError
-from nn2mip.network import Network
+from nn2mip.network import MaxGroups, Network
 from nn2mip.region import InputRegion
 from nn2mip.threads import torch_threads
 
@@ -97,16 +97,6 @@ def _abs_map(w: torch.Tensor) -> torch.Tensor:
 def _dense_rows(w: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     dense = w if w.layout == torch.strided else w.to_dense()
     return dense if rows is None else dense[rows]
-
-
-def unsupported_layers(network: Network) -> None:
-    """Raise ``UnsupportedLayerError`` if CROWN cannot pass a layer (max over groups)."""
-    for k, layer in enumerate(network.layers):
-        if layer.groups is not None:
-            raise UnsupportedLayerError(
-                f"layer {k} takes a max over index groups (max pooling), which CROWN bounds do "
-                "not handle yet; use bound_method='interval'"
-            )
 
 
 # ----------------------------------------------------------------------------- interval
@@ -212,6 +202,33 @@ def relu_relaxation(
     return su, tu, sl, unstable
 
 
+def max_relaxation(
+    lam: torch.Tensor, lo: torch.Tensor, up: torch.Tensor, groups: MaxGroups
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A lower bound of ``lam @ y`` (lam (B, R, G)) for ``y_g = max_{i in g} z_i`` and ``z`` in
+    ``[lo, up]`` (B, n), as ``lam_z @ z + const``: ``y_g >= z_j`` for the entry ``j`` of largest
+    lower bound (for ``lam_g >= 0``), ``y_g <= max_i up_i`` (for ``lam_g < 0``), and
+    ``y_g = z_j`` exactly when ``lo_j >= up_i`` for every other ``i`` (the max is decided).
+    Returns ``(lam_z (B, R, n), const (B, R))``."""
+    pad = torch.from_numpy(groups.padded())  # (G, S), -1 where a group is shorter
+    valid = pad >= 0
+    safe = pad.clamp(min=0)
+    lo_e = torch.where(valid, lo[..., safe], -torch.inf)  # (B, G, S)
+    up_e = torch.where(valid, up[..., safe], -torch.inf)
+    best = lo_e.argmax(-1)  # (B, G) the entry of largest lower bound
+    star = safe.expand(best.shape[0], -1, -1).gather(-1, best.unsqueeze(-1)).squeeze(-1)
+    l_star = lo_e.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+    others = up_e.scatter(-1, best.unsqueeze(-1), -torch.inf).amax(-1)
+    decided = l_star >= others
+    u_max = up_e.amax(-1)
+    lam_pos, lam_neg = lam.clamp(min=0.0), lam.clamp(max=0.0)
+    on_star = lam_pos + lam_neg * decided.unsqueeze(1).to(lam.dtype)
+    const = (lam_neg * torch.where(decided, 0.0, u_max).unsqueeze(1)).sum(-1)
+    index = star.unsqueeze(1).expand(-1, lam.shape[1], -1)
+    lam_z = torch.zeros(*lam.shape[:-1], lo.shape[-1], dtype=lam.dtype)
+    return lam_z.scatter_add(-1, index, on_star), const
+
+
 def backward(
     w: Sequence[torch.Tensor],
     b: Sequence[torch.Tensor],
@@ -224,6 +241,7 @@ def backward(
     alpha: Sequence[torch.Tensor] | None = None,
     beta: Sequence[torch.Tensor] | None = None,
     want_scores: bool = False,
+    groups: Sequence[MaxGroups | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
     """CROWN's backward pass: a linear function ``lam_x @ x + const_x`` of the input that is a
     lower bound of ``lam @ h + const`` on the region, where ``h`` is the output of the last of
@@ -235,10 +253,15 @@ def backward(
     >= 0); ``alpha[k]`` (B, R, n_k) lower slopes in [0, 1] (default: CROWN's adaptive choice).
     Returns ``(lam_x, const_x, scores)``; ``scores`` (if asked) per ReLU layer the cost of each
     unsplit unstable neuron's upper-line intercept (BaBSR's branching score, -1 where no split
-    is possible).
+    is possible). ``groups[k]``: layer k takes a max over these groups (``max_relaxation``).
     """
     scores: list[torch.Tensor] | None = [] if want_scores else None
     for k in range(len(lower) - 1, -1, -1):
+        if groups is not None and groups[k] is not None:
+            lam_z, c = max_relaxation(lam, lower[k], upper[k], groups[k])
+            const = const + c + lam_z @ b[k]
+            lam = _times_map(lam_z, w[k])
+            continue
         if relu is not None and not relu[k]:  # identity: nothing to relax
             const = const + lam @ b[k]
             lam = _times_map(lam, w[k])
@@ -348,6 +371,7 @@ def crown_layers(
     batch: int = 1,
     widen: bool = False,
     start: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    groups: Sequence[MaxGroups | None] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """CROWN bounds (lo, hi), each (batch, n_k), of every layer's pre-activation, layer by
     layer: the rows ``[W_k; -W_k]`` walked back through the layers before (relaxed on their
@@ -361,14 +385,19 @@ def crown_layers(
         m = wk.shape[0]
         lam = torch.cat([wk, -wk]).expand(batch, -1, -1)
         const = torch.cat([b[k], -b[k]]).expand(batch, -1)
-        lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, uppers, relu[:k])
+        g = None if groups is None else groups[:k]
+        lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, uppers, relu[:k], groups=g)
         lb = concretize(lam, const)[0]
         lo, hi = lb[:, :m], -lb[:, m:]
         if widen:
             lo, hi = outward_t(lo, hi)
         if k:
             ilo, ihi = interval_image(
-                w[k], b[k], *post_activation(lowers[-1], uppers[-1], relu[k - 1])
+                w[k],
+                b[k],
+                *post_activation(
+                    lowers[-1], uppers[-1], relu[k - 1], None if groups is None else groups[k - 1]
+                ),
             )
             if widen:
                 ilo, ihi = outward_t(ilo, ihi)
@@ -404,7 +433,6 @@ def crown_bounds(
     """CROWN bounds in float64, rounded outward, never looser than interval bounds (nor than
     ``prior`` if given): the "symbolic" bound method."""
     check_region(network, region)
-    unsupported_layers(network)
     base = prior if prior is not None else interval_bounds(network, region)
     w, b, relu = layer_tensors(network)
     start = [
@@ -412,7 +440,15 @@ def crown_bounds(
         for lo, hi in zip(base.lower, base.upper, strict=True)
     ]
     with torch.no_grad(), torch_threads(PROOF_THREADS):
-        out = crown_layers(w, b, relu, region_concretizer(region), widen=True, start=start)
+        out = crown_layers(
+            w,
+            b,
+            relu,
+            region_concretizer(region),
+            widen=True,
+            start=start,
+            groups=[layer.groups for layer in network.layers],
+        )
     return NetworkBounds(
         [lo[0].numpy() for lo, _ in out], [hi[0].numpy() for _, hi in out], "symbolic"
     )
@@ -428,8 +464,8 @@ def tighten_layer(
     """CROWN bounds of layer k's pre-activation given sound bounds on layers ``0..k-1``,
     intersected with the interval image of layer k-1's bounds, rounded outward (float64).
     Used to re-tighten one layer after earlier ones improved (LP tightening, output specs)."""
-    unsupported_layers(network)
     w, b, relu = layer_tensors(network)
+    groups = [layer.groups for layer in network.layers]
     lo_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in lowers[:k]]
     up_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in uppers[:k]]
     wk = _dense_rows(w[k])
@@ -437,11 +473,11 @@ def tighten_layer(
     with torch.no_grad(), torch_threads(PROOF_THREADS):
         lam = torch.cat([wk, -wk]).unsqueeze(0)
         const = torch.cat([b[k], -b[k]]).unsqueeze(0)
-        lam, const, _ = backward(w[:k], b[:k], lam, const, lo_t, up_t, relu[:k])
+        lam, const, _ = backward(w[:k], b[:k], lam, const, lo_t, up_t, relu[:k], groups=groups[:k])
         lb = region_concretizer(region)(lam, const)[0][0]
         lo, hi = outward_t(lb[:m], -lb[m:])
         if k:
-            plo, phi = post_activation(lo_t[-1][0], up_t[-1][0], relu[k - 1])
+            plo, phi = post_activation(lo_t[-1][0], up_t[-1][0], relu[k - 1], groups[k - 1])
             ilo, ihi = outward_t(*interval_image(w[k], b[k], plo, phi))
             lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
     return lo.numpy(), hi.numpy()

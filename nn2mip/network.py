@@ -54,6 +54,15 @@ class MaxGroups:
     def group(self, g: int) -> np.ndarray:
         return self.index[self.start[g] : self.start[g + 1]]
 
+    def padded(self) -> np.ndarray:
+        """The groups as rows of a (groups, largest group) index table, -1 past a group's end."""
+        sizes = np.diff(self.start)
+        table = np.full((self.num_groups, int(sizes.max(initial=1))), -1, dtype=np.int64)
+        rows = np.repeat(np.arange(self.num_groups), sizes)
+        cols = np.arange(self.index.size) - np.repeat(self.start[:-1], sizes)
+        table[rows, cols] = self.index
+        return table
+
     def reduce_max(self, z: np.ndarray) -> np.ndarray:
         """``max`` of each group of the last axis of ``z`` (exact)."""
         return np.maximum.reduceat(z[..., self.index], self.start[:-1], axis=-1)

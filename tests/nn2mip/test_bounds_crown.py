@@ -21,7 +21,6 @@ from nn2mip.crown import (
     layer_tensors,
     tighten_layer,
 )
-from nn2mip.errors import UnsupportedLayerError
 from nn2mip.mnist import load_mnist
 from nn2mip.network import AffineLayer, MaxGroups, Network
 from nn2mip.onnx_io import load_onnx
@@ -112,22 +111,30 @@ def test_backward_through_an_identity_layer_is_exact():
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-def test_max_groups_get_interval_bounds_and_a_clear_crown_error():
-    rng = np.random.default_rng(5)
-    groups = MaxGroups.from_lists([[0, 1, 2], [2, 3], [4, 5, 0]])
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_max_groups_crown_bounds_are_sound_and_tighter_than_interval(seed):
+    rng = np.random.default_rng(seed)
+    groups = MaxGroups.from_lists([[0, 1, 2], [2, 3], [4, 5, 0], [6, 7], [7]])
+    bias = rng.normal(size=8)
+    bias[6] = 20.0  # group [6, 7] decided by its first unit
     net = Network(
         (
-            AffineLayer(rng.normal(size=(6, 4)), rng.normal(size=6), groups=groups),
-            AffineLayer(rng.normal(size=(2, 3)), rng.normal(size=2)),
+            AffineLayer(rng.normal(size=(8, 4)), bias, groups=groups),
+            AffineLayer(rng.normal(size=(6, 5)), rng.normal(size=6), relu=True),
+            AffineLayer(rng.normal(size=(3, 6)), rng.normal(size=3)),
         )
     )
     region = InputRegion(np.zeros(4), np.ones(4))
-    b = compute_bounds(net, region, "interval")
-    x = region.sample(5000, rng)
-    for z, lo, hi in zip(net.pre_activations(x), b.lower, b.upper, strict=True):
-        assert np.all(z >= lo) and np.all(z <= hi)
-    with pytest.raises(UnsupportedLayerError, match="max over index groups"):
-        compute_bounds(net, region, "symbolic")
+    x = region.sample(20000, rng)
+    ivl = compute_bounds(net, region, "interval")
+    sym = compute_bounds(net, region, "symbolic")
+    for b in (ivl, sym):
+        for z, lo, hi in zip(net.pre_activations(x), b.lower, b.upper, strict=True):
+            assert np.all(z >= lo) and np.all(z <= hi)
+    for a, b_, lo, hi in zip(sym.lower, sym.upper, ivl.lower, ivl.upper, strict=True):
+        assert np.all(a >= lo) and np.all(b_ <= hi)
+    # On the layer after the max, CROWN is strictly tighter somewhere.
+    assert np.any(sym.upper[1] - sym.lower[1] < ivl.upper[1] - ivl.lower[1] - 1e-9)
 
 
 def test_the_table_is_explicit_and_the_default_is_in_it():

@@ -113,7 +113,7 @@ def test_max_groups_mip_with_fixed_inputs_equals_the_forward_pass():
     rng = np.random.default_rng(11)
     net = _pool_net(rng)
     region = box_region(np.zeros(4), np.ones(4))
-    form = build_formulation(net, region, bound_method="interval")
+    form = build_formulation(net, region, bound_method="symbolic")
     kinds = form.encoding.kinds[0].tolist()
     assert kinds[2] == ACTIVE and kinds[0] == UNSTABLE  # decided group: no binary
     assert form.model.num_binaries >= 3  # group 0 has three candidates
