@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from nn2mip.bounds import NetworkBounds
-from nn2mip.bounds_alpha import Adam, relaxed_backward
-from nn2mip.bounds_alpha import alpha_fits as bab_fits
+from nn2mip.bounds_base import NetworkBounds
+from nn2mip.crown import Adam, relaxed_backward
+from nn2mip.crown import alpha_fits as bab_fits
 from nn2mip.highs_backend import solve_highs
 from nn2mip.mip import MipModel
 from nn2mip.network import Network

@@ -26,7 +26,7 @@ import numpy as np
 from adversarial.bab import BabResult, bab_fits, bab_verify
 from adversarial.methods import METHODS
 from nn2mip.bounds import BOUNDS_SHARE, NetworkBounds, bound_methods
-from nn2mip.bounds_symbolic import _tighten_layer
+from nn2mip.crown import tighten_layer
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import Formulation, FormulationStats, build_formulation
 from nn2mip.highs_backend import SolveResult, solve_highs
@@ -324,7 +324,7 @@ def _disjunct_lower_bound(
     )
     n = len(network.layers)
     b = form.bounds
-    slo, _ = _tighten_layer(spec, form.region, b.lower[: n - 1], b.upper[: n - 1], n - 1)
+    slo, _ = tighten_layer(spec, form.region, b.lower[: n - 1], b.upper[: n - 1], n - 1)
     return float(np.maximum(rows_lo, slo).max())
 
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from adversarial.bab import bab_verify  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
-from nn2mip.bounds_alpha import alpha_bounds  # noqa: E402
 from nn2mip.bounds_lp import lp_bounds, mip_bounds  # noqa: E402
-from nn2mip.bounds_symbolic import symbolic_bounds  # noqa: E402
+from nn2mip.crown import alpha_bounds  # noqa: E402
+from nn2mip.crown import crown_bounds as symbolic_bounds  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
 from nn2mip.region import box_region  # noqa: E402
 from nn2mip.vnnlib import load_vnnlib  # noqa: E402

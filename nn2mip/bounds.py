@@ -1,8 +1,15 @@
-"""Pre-activation bounds of every neuron over an input region.
+"""Pre-activation bounds of every neuron over an input region: the table of bound methods.
 
-``compute_bounds`` is the single entry point; methods are registered by name so tighter ones
-(symbolic, LP) slot in behind the same interface. All bounds are rounded slightly outward so that
-float64 rounding can never make them unsound.
+``compute_bounds(network, region, method)`` is the single entry point. The methods, from cheap
+to tight (all sound: every bound is rounded outward, LP and MIP values by their solvers'
+tolerances):
+
+* ``interval``  -- interval arithmetic (``crown.interval_bounds``), microseconds;
+* ``symbolic``  -- CROWN (``crown.crown_bounds``), milliseconds: the default;
+* ``alpha``     -- alpha-CROWN (``crown.alpha_bounds``), anytime: seconds on deep nets;
+* ``lp``, ``mip`` -- progressive LP / MIP tightening (``bounds_lp``), anytime.
+
+The table below is the whole list; nothing registers itself on import.
 """
 
 from __future__ import annotations
@@ -10,74 +17,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
+from nn2mip.bounds_base import NetworkBounds, check_region
+from nn2mip.bounds_lp import LP_BUDGET, MIP_BUDGET, lp_bounds, mip_bounds
+from nn2mip.crown import alpha_bounds, crown_bounds, interval_bounds
 from nn2mip.errors import InvalidInputError
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
 
-# Outward rounding: absolute + relative slack, far below any tolerance the MIP solver uses.
-_ABS_SLACK = 1e-9
-_REL_SLACK = 1e-12
-
-
-@dataclass
-class NetworkBounds:
-    """``lower[k]``, ``upper[k]``: bounds on layer k's pre-activation (before ReLU)."""
-
-    lower: list[np.ndarray]
-    upper: list[np.ndarray]
-    method: str
-
-    def post_activation(self, network: Network, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds on layer k's output (after ReLU where the layer has one)."""
-        lo, hi = self.lower[k], self.upper[k]
-        if network.layers[k].relu:
-            return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-        return lo, hi
-
-    def unstable_counts(self, network: Network) -> list[int]:
-        """Number of ReLU neurons per layer whose sign is not fixed by the bounds."""
-        return [
-            int(np.sum((lo < 0) & (hi > 0))) if layer.relu else 0
-            for layer, lo, hi in zip(network.layers, self.lower, self.upper, strict=True)
-        ]
-
-
-def outward(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Widen bounds by a tiny slack to absorb floating-point rounding."""
-    return (
-        lo - (_ABS_SLACK + _REL_SLACK * np.abs(lo)),
-        hi + (_ABS_SLACK + _REL_SLACK * np.abs(hi)),
-    )
-
-
-def affine_interval(
-    w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Interval image of the box [lo, hi] under ``x -> W x + b``."""
-    wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-    return wp @ lo + wn @ hi + b, wp @ hi + wn @ lo + b
-
-
-def interval_bounds(network: Network, region: InputRegion) -> NetworkBounds:
-    """Interval arithmetic layer by layer; for an L1 ball the first layer also uses
-    ``|w . (x - c)| <= eps * ||w||_inf``, which is sound and often much tighter."""
-    _check_region(network, region)
-    lowers, uppers = [], []
-    lo, hi = region.lower, region.upper
-    for k, layer in enumerate(network.layers):
-        zl, zu = affine_interval(layer.weight, layer.bias, lo, hi)
-        if k == 0 and region.norm == "1" and region.center is not None:
-            zc = layer.weight @ region.center + layer.bias
-            r = region.eps * np.abs(layer.weight).max(axis=1, initial=0.0)
-            zl, zu = np.maximum(zl, zc - r), np.minimum(zu, zc + r)
-        zl, zu = outward(zl, zu)
-        lowers.append(zl)
-        uppers.append(zu)
-        lo, hi = (np.maximum(zl, 0.0), np.maximum(zu, 0.0)) if layer.relu else (zl, zu)
-    return NetworkBounds(lowers, uppers, "interval")
-
+__all__ = [
+    "BOUNDS_SHARE",
+    "BOUND_METHODS",
+    "DEFAULT_BOUND_METHOD",
+    "BoundMethod",
+    "NetworkBounds",
+    "bound_methods",
+    "check_region",
+    "compute_bounds",
+    "interval_bounds",
+]
 
 # The default everywhere: CROWN-style symbolic bounds cost milliseconds and remove about a
 # third of the unstable neurons interval arithmetic leaves (BENCHMARKS.md, issue 4).
@@ -86,56 +43,30 @@ DEFAULT_BOUND_METHOD = "symbolic"
 # Callers with a time limit give an anytime method (alpha, lp, mip) at most this share of it.
 BOUNDS_SHARE = 0.5
 
-BoundMethod = Callable[..., NetworkBounds]
-
 
 @dataclass(frozen=True)
-class _Method:
-    fn: BoundMethod
-    # Anytime methods take ``time_budget=`` (seconds); ``default_budget`` is what they spend
-    # when the caller sets no limit (None: as long as they need).
+class BoundMethod:
+    """A bound method: ``fn(network, region)`` returns the bounds. An ``anytime`` method also
+    takes ``time_budget=`` seconds and spends at most that (``default_budget`` when the caller
+    sets no limit; None: as long as it needs)."""
+
+    fn: Callable[..., NetworkBounds]
     anytime: bool = False
     default_budget: float | None = None
 
 
-_METHODS: dict[str, _Method] = {"interval": _Method(interval_bounds)}
-
-
-def register_bound_method(
-    name: str, fn: BoundMethod, anytime: bool = False, default_budget: float | None = None
-) -> None:
-    """Make a bounding method available to ``compute_bounds`` under ``name``.
-
-    ``fn(network, region)`` returns the bounds; an ``anytime`` method also takes
-    ``time_budget=`` seconds and spends at most that (``default_budget`` when no caller limit).
-    """
-    _METHODS[name] = _Method(fn, anytime, default_budget)
-
-
-def _alpha_bounds(
-    network: Network, region: InputRegion, time_budget: float | None = None
-) -> NetworkBounds:
-    """alpha-CROWN (``nn2mip.bounds_alpha``), imported on first use: it needs torch, whose
-    import costs seconds that interval, symbolic and LP bounds do not need."""
-    from nn2mip.bounds_alpha import alpha_bounds
-
-    return alpha_bounds(network, region, time_budget=time_budget)
-
-
-register_bound_method("alpha", _alpha_bounds, anytime=True)
-
-
-def _load_builtin_methods() -> None:
-    """Import the modules that register the tighter methods (they import this module, so they
-    cannot be imported at the top of it)."""
-    import nn2mip.bounds_lp  # noqa: F401
-    import nn2mip.bounds_symbolic  # noqa: F401
+BOUND_METHODS: dict[str, BoundMethod] = {
+    "interval": BoundMethod(interval_bounds),
+    "symbolic": BoundMethod(crown_bounds),
+    "alpha": BoundMethod(alpha_bounds, anytime=True),
+    "lp": BoundMethod(lp_bounds, anytime=True, default_budget=LP_BUDGET),
+    "mip": BoundMethod(mip_bounds, anytime=True, default_budget=MIP_BUDGET),
+}
 
 
 def bound_methods() -> list[str]:
     """Names accepted by ``compute_bounds``."""
-    _load_builtin_methods()
-    return sorted(_METHODS)
+    return sorted(BOUND_METHODS)
 
 
 def compute_bounds(
@@ -149,21 +80,14 @@ def compute_bounds(
     ``time_limit`` (seconds) caps what an anytime method (alpha, lp, mip) spends, below its own
     default budget; the fixed-cost methods (interval, symbolic) ignore it.
     """
-    _load_builtin_methods()
     try:
-        m = _METHODS[method]
+        m = BOUND_METHODS[method]
     except KeyError:
         raise InvalidInputError(
             f"unknown bound method {method!r}; choose from {', '.join(bound_methods())}"
         ) from None
+    check_region(network, region)
     if not m.anytime:
         return m.fn(network, region)
     caps = [b for b in (m.default_budget, time_limit) if b is not None]
     return m.fn(network, region, time_budget=max(0.0, min(caps)) if caps else None)
-
-
-def _check_region(network: Network, region: InputRegion) -> None:
-    if region.size != network.input_size:
-        raise InvalidInputError(
-            f"region has {region.size} inputs but the network expects {network.input_size}"
-        )

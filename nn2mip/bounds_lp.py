@@ -20,11 +20,12 @@ import time
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
-from nn2mip.bounds import NetworkBounds, _check_region, register_bound_method
-from nn2mip.bounds_symbolic import _tighten_layer
-from nn2mip.formulation import add_region, encode_network
-from nn2mip.highs_backend import _new_highs, to_highs_lp
+from nn2mip.bounds_base import NetworkBounds, check_region
+from nn2mip.crown import alpha_bounds, tighten_layer
+from nn2mip.encoding import add_region, csr_weight, encode_network
+from nn2mip.highs_backend import new_highs, to_highs_lp
 from nn2mip.mip import MipModel
 from nn2mip.network import AffineLayer, Network
 from nn2mip.region import InputRegion
@@ -55,12 +56,10 @@ def lp_bounds(
     ``time_budget`` (seconds) caps the LP phase; neurons not reached keep their starting bounds.
     ``tighten_output`` also runs LPs for the last (affine) layer.
     """
-    _check_region(network, region)
+    check_region(network, region)
     deadline = time.perf_counter() + time_budget
     if start is None:
         # Alpha-CROWN reaches the deep layers in seconds, where LPs would spend the whole budget.
-        from nn2mip.bounds_alpha import alpha_bounds  # torch: only when LP bounds are asked for
-
         start = alpha_bounds(network, region, time_budget=time_budget / 2)
     return _progressive(network, region, start, deadline, "lp", tighten_output=tighten_output)
 
@@ -81,7 +80,7 @@ def mip_bounds(
     ``time_budget`` seconds keep their starting bounds. On deep nets this is costly: on a
     VNN-COMP 256x4 net, a second-layer neuron took 1.5-10 s per side with HiGHS (32 binaries).
     """
-    _check_region(network, region)
+    check_region(network, region)
     deadline = time.perf_counter() + time_budget
     if start is None:
         start = lp_bounds(network, region, time_budget=time_budget / 3)
@@ -103,7 +102,7 @@ def _progressive(
     uppers = [hi.copy() for hi in start.upper]
     # Layer 0 needs no LP: its symbolic bounds are already the exact extremes over the region.
     for k in range(1, len(network.layers)):
-        lo, hi = _tighten_layer(network, region, lowers[:k], uppers[:k], k)
+        lo, hi = tighten_layer(network, region, lowers[:k], uppers[:k], k)
         lowers[k] = np.maximum(lowers[k], lo)
         uppers[k] = np.minimum(uppers[k], hi)
         layer = network.layers[k]
@@ -142,7 +141,7 @@ def _tighten_with_lp(
     lp = to_highs_lp(model)
     if not mip:
         lp.integrality_ = []
-    h = _new_highs(False)
+    h = new_highs(False)
     h.setOptionValue("threads", 1)
     h.passModel(lp)
     slack_abs, slack_rel = (
@@ -152,13 +151,15 @@ def _tighten_with_lp(
     prev_cols, prev_consts = enc.layer_cols[-1], enc.layer_consts[-1]
     var = prev_cols >= 0
     cols = prev_cols[var].astype(np.int32)
-    w, b = network.layers[k].weight, network.layers[k].bias
-    offsets = b + w[:, ~var] @ prev_consts[~var]
-    relu = network.layers[k].relu
+    layer = network.layers[k]
+    w = csr_weight(layer)
+    offsets = layer.bias + w[:, np.flatnonzero(~var)] @ prev_consts[~var]
+    w_var = layer.weight[:, var] if not layer.is_sparse else w[:, np.flatnonzero(var)]
+    relu = layer.relu
     solves = 0
     for i in todo:
         if not mip:  # a MIP solve sets its own (signed) cost
-            h.changeColsCost(cols.size, cols, w[i, var])
+            h.changeColsCost(cols.size, cols, _row(w_var, i))
         # Solve first the side likelier to settle the sign; skip the other if it does.
         mid = 0.5 * (lowers[k][i] + uppers[k][i])
         sides = ("max", "min") if mid < 0.0 else ("min", "max")
@@ -167,7 +168,9 @@ def _tighten_with_lp(
             if left <= 0:
                 return solves
             if mip:
-                value = _solve_mip(h, w[i, var], cols, side, -offsets[i], min(neuron_time, left))
+                value = _solve_mip(
+                    h, _row(w_var, i), cols, side, -offsets[i], min(neuron_time, left)
+                )
             else:
                 value = _solve(h, side)
             solves += 1
@@ -199,10 +202,16 @@ def _l1_inputs(
     cols = model.add_cols(0.0, room)
     model.add_rows(np.zeros(cols.size), cols, np.ones(cols.size), -np.inf, region.eps, n=1)
     first = network.layers[0]
+    stack = sp.hstack if first.is_sparse else np.hstack
     lifted = AffineLayer(
-        np.hstack([first.weight, -first.weight]), first.bias + first.weight @ c, first.relu
+        stack([first.weight, -first.weight]), first.bias + first.weight @ c, first.relu
     )
     return cols, Network((lifted, *network.layers[1:k]))
+
+
+def _row(w: np.ndarray | sp.csr_array, i: int) -> np.ndarray:
+    """Row ``i`` of a dense or sparse matrix as a dense vector."""
+    return w[[i]].toarray()[0] if sp.issparse(w) else w[i]
 
 
 def _solve(h: highspy.Highs, side: str) -> float | None:
@@ -237,7 +246,3 @@ def _solve_mip(
     if not np.isfinite(db):
         return None
     return sign * min(db, cutoff)
-
-
-register_bound_method("lp", lp_bounds, anytime=True, default_budget=LP_BUDGET)
-register_bound_method("mip", mip_bounds, anytime=True, default_budget=MIP_BUDGET)

@@ -84,7 +84,8 @@ def to_highs_lp(model: MipModel, native_sense: bool = False) -> highspy.HighsLp:
 _banner_shown = False
 
 
-def _new_highs(verbose: bool) -> highspy.Highs:
+def new_highs(verbose: bool) -> highspy.Highs:
+    """A fresh ``highspy.Highs``, silent unless ``verbose`` (HiGHS's banner kept off stdout)."""
     global _banner_shown
     if _banner_shown or verbose:
         h = highspy.Highs()
@@ -129,7 +130,7 @@ def solve_highs(
     """
     if time_limit is not None and not (time_limit > 0):
         raise InvalidInputError(f"time limit must be positive, got {time_limit}")
-    h = _new_highs(verbose)
+    h = new_highs(verbose)
     if time_limit is not None and math.isfinite(time_limit):
         h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("threads", int(threads))
@@ -152,9 +153,7 @@ def solve_highs(
     t0 = time.perf_counter()
     h.run()
     elapsed = time.perf_counter() - t0
-    res = _read_result(
-        h, model, sign, elapsed, mip=model.num_binaries > 0 and not relax_integrality
-    )
+    res = read_result(h, model, sign, elapsed, mip=model.num_binaries > 0 and not relax_integrality)
     if bound is not None and res.status == "infeasible":
         # HiGHS uses objective_bound as a cutoff: "infeasible" then means no solution beats the
         # cutoff, i.e. the bound is proven. (The models here always have feasible points.)
@@ -163,9 +162,11 @@ def solve_highs(
     return res
 
 
-def _read_result(
+def read_result(
     h: highspy.Highs, model: MipModel, sign: float, elapsed: float, mip: bool
 ) -> SolveResult:
+    """The solve's outcome in the model's own sense: ``sign`` is -1 for a max model (HiGHS
+    minimized its negation), ``mip`` whether to read MIP information (dual bound, nodes, gap)."""
     ms = h.getModelStatus()
     name = str(ms).split(".")[-1]
     status = _STATUS.get(name, "other")
@@ -209,7 +210,7 @@ def write_model(model: MipModel, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".mps", ".lp"):
         raise InvalidInputError(f"model files must end in .mps or .lp, got {path.name}")
-    h = _new_highs(False)
+    h = new_highs(False)
     h.passModel(to_highs_lp(model, native_sense=True))
     if model.col_names:
         # Named columns (x_0, z_1_5, ...) make the file readable in another solver.

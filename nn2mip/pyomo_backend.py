@@ -23,9 +23,9 @@ import pyomo.environ as pyo
 from pyomo.common.gc_manager import PauseGC
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
-from nn2mip.bounds import NetworkBounds, compute_bounds
+from nn2mip.bounds import DEFAULT_BOUND_METHOD, NetworkBounds, compute_bounds
+from nn2mip.encoding import FormulationStats, NetworkEncoding, add_region, encode_network
 from nn2mip.errors import InvalidInputError
-from nn2mip.formulation import FormulationStats, NetworkEncoding, add_region, encode_network
 from nn2mip.mip import MipModel
 from nn2mip.network import Network
 from nn2mip.region import InputRegion, box_region
@@ -121,7 +121,7 @@ def add_network(
     inputs: Any = None,
     region: InputRegion | None = None,
     bounds: NetworkBounds | None = None,
-    bound_method: str = "symbolic",
+    bound_method: str = DEFAULT_BOUND_METHOD,
     name: str | None = None,
 ) -> PyomoNetwork:
     """Add ``network`` to a Pyomo model/block as a sub-block and return a ``PyomoNetwork``.

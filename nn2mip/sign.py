@@ -31,7 +31,7 @@ import highspy
 import numpy as np
 
 from nn2mip.errors import InvalidInputError
-from nn2mip.highs_backend import SolveResult, _new_highs, _read_result, solve_highs, to_highs_lp
+from nn2mip.highs_backend import SolveResult, new_highs, read_result, solve_highs, to_highs_lp
 from nn2mip.mip import MipModel
 
 SignMethod = Literal["target", "callback", "hybrid", "probe", "feasibility"]
@@ -90,7 +90,7 @@ def solve_sign(
 def _setup(
     model: MipModel, time_limit: float | None, threads: int, options: dict[str, object] | None
 ) -> highspy.Highs:
-    h = _new_highs(False)
+    h = new_highs(False)
     if time_limit is not None and math.isfinite(time_limit):
         h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("threads", int(threads))
@@ -148,7 +148,7 @@ def _solve_callback(
     h.cbMipInterrupt.subscribe(on_poll)
     t0 = time.perf_counter()
     h.run()
-    return _read_result(h, model, -1.0, time.perf_counter() - t0, mip=model.num_binaries > 0)
+    return read_result(h, model, -1.0, time.perf_counter() - t0, mip=model.num_binaries > 0)
 
 
 def _solve_feasibility(
@@ -174,7 +174,7 @@ def _solve_feasibility(
     if status in ("kInfeasible", "kUnboundedOrInfeasible"):
         # No input reaches margin -robust_tol: that is the robustness proof.
         return SolveResult("infeasible", None, -robust_tol, None, elapsed, _nodes(h), None, status)
-    res = _read_result(h, model, -1.0, elapsed, mip=model.num_binaries > 0)
+    res = read_result(h, model, -1.0, elapsed, mip=model.num_binaries > 0)
     if not keep_objective:
         res.dual_bound = None  # the zero objective's bound says nothing about the margin
     if res.objective is not None and res.objective > found_tol:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nn2mip.crown import concretize_box, crown_layers, interval_layers
 from pruning.masks import Masks, apply_masks, full_masks, masks_from_zeros
 from pruning.train import Regularizer, linear_layers, train
 
@@ -285,25 +286,43 @@ def proximal_prune(
 # ---------------------------------------------------------------- ReLU stability (Xiao et al.)
 
 
+def _hidden_maps(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[bool]]:
+    """The hidden layers' weights and biases (zeros where a layer has none), each followed by a
+    ReLU, as the bound engine takes them."""
+    lins = linear_layers(model)[:-1]
+    w = [lin.weight for lin in lins]
+    b = [
+        lin.bias if lin.bias is not None else torch.zeros(lin.out_features, dtype=lin.weight.dtype)
+        for lin in lins
+    ]
+    return w, b, [True] * len(lins)
+
+
 def interval_bounds_torch(
-    model: nn.Module, x: torch.Tensor, eps: float, domain: tuple[float, float] = (0.0, 1.0)
+    model: nn.Module,
+    x: torch.Tensor,
+    eps: float,
+    domain: tuple[float, float] | None = (0.0, 1.0),
+    norm: str = "inf",
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Differentiable interval bounds ``(l, u)`` of every hidden pre-activation over the L-inf
-    ball of radius ``eps`` around each row of ``x`` (clipped to ``domain``), batch-wise."""
-    lo = torch.clamp(x - eps, domain[0], domain[1])
-    hi = torch.clamp(x + eps, domain[0], domain[1])
-    out = []
-    lins = linear_layers(model)
-    for lin in lins[:-1]:
-        c, r = (hi + lo) / 2, (hi - lo) / 2
-        mid = c @ lin.weight.T
-        if lin.bias is not None:
-            mid = mid + lin.bias
-        rad = r @ lin.weight.abs().T
-        lo_k, hi_k = mid - rad, mid + rad
-        out.append((lo_k, hi_k))
-        lo, hi = torch.relu(lo_k), torch.relu(hi_k)
-    return out
+    """Differentiable interval bounds ``(l, u)`` of every hidden pre-activation over the ball of
+    radius ``eps`` around each row of ``x`` (norm ``"inf"`` or ``"1"``) within the box
+    ``domain``, batch-wise (``nn2mip.crown.interval_layers``).
+
+    For the L1 ball the first layer is bounded by ``W x + b +- eps * max_i |w_ji|`` (and by the
+    box's interval image unless ``domain`` is None), interval arithmetic after it."""
+    if norm not in ("inf", "1"):
+        raise ValueError(f"norm must be 'inf' or '1', got {norm!r}")
+    w, b, relu = _hidden_maps(model)
+    x = x.to(w[0].dtype)
+    lo = hi = None
+    if domain is not None:
+        lo = torch.clamp(x - eps, domain[0], domain[1])
+        hi = torch.clamp(x + eps, domain[0], domain[1])
+    elif norm == "inf":
+        lo, hi = x - eps, x + eps
+    l1 = (x, eps) if norm == "1" else None
+    return interval_layers(w, b, relu, lo, hi, l1=l1)
 
 
 def _ball_concretize(
@@ -319,19 +338,16 @@ def _ball_concretize(
     ``eps`` around ``x[b]`` (norm ``"inf"`` or ``"1"``) within the box ``domain``, per batch row.
 
     ``a`` is (B, m, n), ``c`` (B, m), ``x`` (B, n). The L-inf case is exact. For the L1 ball the
-    bound relaxes the exact fractional knapsack (what ``nn2mip.bounds_symbolic`` computes) by
-    letting every coordinate that can move at all move by a full ``domain`` width, so it is
-    sound, differentiable, and only the top ``ceil(eps / width)`` coefficients per row matter.
+    bound relaxes the exact fractional knapsack (``nn2mip.crown.concretize_l1``) by letting
+    every coordinate that can move at all move by a full ``domain`` width, so it is sound,
+    differentiable, and only the top ``ceil(eps / width)`` coefficients per row matter.
     """
     lo_d, hi_d = domain
     sign = 1.0 if upper else -1.0
     if norm == "inf":
         lower = torch.clamp(x - eps, lo_d, hi_d)
         top = torch.clamp(x + eps, lo_d, hi_d)
-        ap, an = a.clamp(min=0.0), a.clamp(max=0.0)
-        if upper:
-            return torch.einsum("bmn,bn->bm", ap, top) + torch.einsum("bmn,bn->bm", an, lower) + c
-        return torch.einsum("bmn,bn->bm", ap, lower) + torch.einsum("bmn,bn->bm", an, top) + c
+        return -sign * concretize_box(-sign * a, -sign * c, lower, top)[0]
     width = hi_d - lo_d
     mid = torch.einsum("bmn,bn->bm", a, x) + c
     # Coordinates that can still move towards the side that grows sign * a.
@@ -352,20 +368,6 @@ def _ball_concretize(
     return mid + sign * (picked * frac).sum(-1)
 
 
-def _relu_relaxation_torch(
-    lo: torch.Tensor, hi: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(upper slope, upper intercept, lower slope)`` of the CROWN ReLU sandwich on [lo, hi]
-    (the same choice as ``nn2mip.bounds_symbolic.relu_relaxation``), differentiable."""
-    unstable = (lo < 0) & (hi > 0)
-    active = lo >= 0
-    den = torch.where(unstable, hi - lo, torch.ones_like(lo))
-    slope = torch.where(unstable, hi / den, active.to(lo.dtype))
-    intercept = torch.where(unstable, -slope * lo, torch.zeros_like(lo))
-    lower = torch.where(unstable, (hi >= -lo).to(lo.dtype), active.to(lo.dtype))
-    return slope, intercept, lower
-
-
 def symbolic_bounds_torch(
     model: nn.Module,
     x: torch.Tensor,
@@ -373,55 +375,25 @@ def symbolic_bounds_torch(
     norm: str = "inf",
     domain: tuple[float, float] = (0.0, 1.0),
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Differentiable CROWN-style bounds ``(l, u)`` of every hidden pre-activation over the
-    L-inf or L1 ball of radius ``eps`` around each row of ``x``, within the box ``domain``.
+    """Differentiable CROWN bounds ``(l, u)`` of every hidden pre-activation over the L-inf or
+    L1 ball of radius ``eps`` around each row of ``x``, within the box ``domain``.
 
-    Layer by layer, the pre-activation is bounded by linear functions of the input obtained by
-    walking back through the earlier ReLUs (relaxed on their already computed bounds), then
-    concretized over the ball; each layer is also intersected with the interval image of the
-    previous one. Never looser than ``interval_bounds_torch`` (for L-inf) and close to the
-    bounds ``nn2mip``'s ``"symbolic"`` method hands the MIP, so a ReLU-stability loss on them
-    targets the neurons that really become binaries. Cost: one (batch, width, inputs) tensor
-    per layer and earlier layer.
+    The bound engine's layer loop (``nn2mip.crown.crown_layers``: the earlier ReLUs relaxed on
+    their already computed bounds, each layer intersected with the interval image of the
+    previous one), concretized per row by ``_ball_concretize``. Never looser than
+    ``interval_bounds_torch`` (for L-inf) and close to the bounds ``nn2mip``'s ``"symbolic"``
+    method hands the MIP, so a ReLU-stability loss on them targets the neurons that really
+    become binaries. Cost: one (batch, 2 width, inputs) tensor per layer and earlier layer.
     """
     if norm not in ("inf", "1"):
         raise ValueError(f"norm must be 'inf' or '1', got {norm!r}")
-    lins = linear_layers(model)[:-1]
-    x = x.to(lins[0].weight.dtype)
-    bsz = x.shape[0]
-    out: list[tuple[torch.Tensor, torch.Tensor]] = []
-    relax: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    for k, lin in enumerate(lins):
-        w = lin.weight
-        b = lin.bias if lin.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
-        au = w.expand(bsz, -1, -1)
-        al = au
-        cu = b.expand(bsz, -1)
-        cl = cu
-        for j in range(k - 1, -1, -1):
-            su, tu, sl = relax[j]
-            pos, neg = au.clamp(min=0.0), au.clamp(max=0.0)
-            cu = cu + torch.einsum("bmn,bn->bm", pos, tu)
-            au = pos * su[:, None, :] + neg * sl[:, None, :]
-            pos, neg = al.clamp(min=0.0), al.clamp(max=0.0)
-            cl = cl + torch.einsum("bmn,bn->bm", neg, tu)
-            al = pos * sl[:, None, :] + neg * su[:, None, :]
-            wj = lins[j].weight
-            if lins[j].bias is not None:
-                cu = cu + au @ lins[j].bias
-                cl = cl + al @ lins[j].bias
-            au = au @ wj
-            al = al @ wj
-        lo = _ball_concretize(al, cl, x, eps, norm, domain, upper=False)
-        hi = _ball_concretize(au, cu, x, eps, norm, domain, upper=True)
-        if k > 0:
-            plo, phi = torch.relu(out[-1][0]), torch.relu(out[-1][1])
-            mid = ((plo + phi) / 2) @ w.T + b
-            rad = ((phi - plo) / 2) @ w.abs().T
-            lo, hi = torch.maximum(lo, mid - rad), torch.minimum(hi, mid + rad)
-        out.append((lo, hi))
-        relax.append(_relu_relaxation_torch(lo, hi))
-    return out
+    w, b, relu = _hidden_maps(model)
+    x = x.to(w[0].dtype)
+
+    def conc(lam: torch.Tensor, const: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _ball_concretize(lam, const, x, eps, norm, domain, upper=False), lam
+
+    return crown_layers(w, b, relu, conc, batch=x.shape[0])
 
 
 STABILITY_LOSSES = ("tanh", "hinge", "ratio")

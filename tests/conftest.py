@@ -52,7 +52,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture()
 def spy_method(monkeypatch):
-    """A registered anytime method (default budget 20 s) that records the budget it was given."""
+    """An anytime method in the table (default budget 20 s) that records the budget it was given."""
     import nn2mip.bounds as nb
 
     seen: list[float | None] = []
@@ -61,7 +61,7 @@ def spy_method(monkeypatch):
         seen.append(time_budget)
         return nb.interval_bounds(network, region)
 
-    nb.bound_methods()  # register the built-in methods before the registry is copied
-    monkeypatch.setattr(nb, "_METHODS", dict(nb._METHODS))
-    nb.register_bound_method("spy", spy, anytime=True, default_budget=20.0)
+    monkeypatch.setitem(
+        nb.BOUND_METHODS, "spy", nb.BoundMethod(spy, anytime=True, default_budget=20.0)
+    )
     return seen

@@ -56,3 +56,39 @@ def test_registered_anytime_methods_stop_at_a_zero_budget(digits_nets):
         # Nothing past the starting bounds, and never looser than interval arithmetic.
         for lo, hi, rlo, rhi in zip(b.lower, b.upper, ref.lower, ref.upper, strict=True):
             assert np.all(lo >= rlo - 1e-9) and np.all(hi <= rhi + 1e-9)
+
+
+def test_the_bound_and_encoding_modules_import_one_way():
+    """No import cycle among the IR, bound, encoding and backend modules, counting imports
+    inside functions too (a lazy import hides a cycle, it does not remove it)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "nn2mip"
+    core = {
+        "network", "region", "errors", "mip", "bounds_base", "crown", "bounds_lp", "bounds",
+        "encoding", "formulation", "highs_backend", "pyomo_backend", "sign", "threads",
+    }  # fmt: skip
+    deps: dict[str, set[str]] = {}
+    for name in core:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        deps[name] = {m.split(".")[1] for m in found if m.startswith("nn2mip.")} & core
+        assert not any(m.split(".")[0] in ("pruning", "adversarial") for m in found), name
+    done: set[str] = set()
+
+    def visit(m: str, path: tuple[str, ...]) -> None:
+        assert m not in path, f"import cycle: {' -> '.join((*path, m))}"
+        if m in done:
+            return
+        for d in deps[m]:
+            visit(d, (*path, m))
+        done.add(m)
+
+    for m in sorted(core):
+        visit(m, ())

@@ -8,7 +8,7 @@ from nets_for_bounds import digits, nets
 from test_bounds_symbolic import REGIONS, assert_sound, assert_within
 
 from nn2mip.bounds import compute_bounds
-from nn2mip.bounds_alpha import alpha_bounds
+from nn2mip.crown import alpha_bounds
 from nn2mip.formulation import build_formulation
 from nn2mip.highs_backend import solve_highs
 from nn2mip.network import AffineLayer, Network, network_from_arrays

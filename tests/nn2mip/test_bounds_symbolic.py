@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from nets_for_bounds import digits, nets, sampled
 
 from nn2mip.bounds import compute_bounds, interval_bounds
-from nn2mip.bounds_symbolic import concretize
+from nn2mip.crown import region_concretizer
 from nn2mip.region import InputRegion, ball_region, box_region
 
 REGIONS = [("inf", 0.05), ("1", 1.0)]
@@ -46,7 +47,10 @@ def test_l1_concretization_is_the_exact_lp_value():
     center = rng.random(n)
     region = InputRegion(np.zeros(n), np.ones(n), center=center, eps=0.7, norm="1")
     a = rng.normal(size=(4, n))
-    lo, hi = concretize(a, np.zeros(4), region)
+    conc = region_concretizer(region)
+    lam = torch.from_numpy(np.concatenate([a, -a]))[None]
+    lb = conc(lam, torch.zeros(1, 8, dtype=torch.float64))[0][0].numpy()
+    lo, hi = lb[:4], -lb[4:]
     # Brute force over the vertices of {box ∩ L1 ball} by dense sampling plus LP via scipy.
     from scipy.optimize import linprog
 

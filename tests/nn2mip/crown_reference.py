@@ -1,33 +1,47 @@
-"""Symbolic (CROWN / DeepPoly style) bounds: backward linear relaxation of the ReLUs.
-
-For every layer k, the pre-activation ``z_k`` is bounded by linear functions of the input,
-obtained by walking back through the network and replacing each earlier ReLU by two linear
-functions that sandwich it on ``[l, u]``:
-
-* upper: ``y <= u (z - l) / (u - l)`` (the chord), exact when the neuron is stable;
-* lower: ``y >= a z`` with ``a = 1`` if ``u >= -l`` else ``0`` (the adaptive CROWN choice).
-
-The resulting ``z_k <= A x + c`` is concretized over the input region: over a box with the
-usual positive/negative split, over an L1 ball intersected with a box *exactly*, by the greedy
-fractional-knapsack argument (spend the L1 budget on the coordinates with the largest |A_ij|,
-each up to its box room). Every layer's bounds are intersected with the interval image of the
-previous (already tightened) layer and with any prior bounds, then rounded outward.
-"""
+"""The numpy CROWN that ``nn2mip.crown`` replaced (``nn2mip/bounds_symbolic.py`` and the interval
+bounds of ``nn2mip/bounds.py`` before issue 20), kept verbatim as an independent reference: the
+torch engine must give the same bounds (tests) and not be slower (``python -m
+tests.nn2mip.crown_reference``, a timing of both in one process)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nn2mip.bounds import (
-    NetworkBounds,
-    _check_region,
-    affine_interval,
-    interval_bounds,
-    outward,
-    register_bound_method,
-)
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
+
+_ABS_SLACK = 1e-9
+_REL_SLACK = 1e-12
+
+
+def outward(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        lo - (_ABS_SLACK + _REL_SLACK * np.abs(lo)),
+        hi + (_ABS_SLACK + _REL_SLACK * np.abs(hi)),
+    )
+
+
+def affine_interval(
+    w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
+    return wp @ lo + wn @ hi + b, wp @ hi + wn @ lo + b
+
+
+def interval_bounds(network: Network, region: InputRegion) -> tuple[list, list]:
+    lowers, uppers = [], []
+    lo, hi = region.lower, region.upper
+    for k, layer in enumerate(network.layers):
+        zl, zu = affine_interval(layer.weight, layer.bias, lo, hi)
+        if k == 0 and region.norm == "1" and region.center is not None:
+            zc = layer.weight @ region.center + layer.bias
+            r = region.eps * np.abs(layer.weight).max(axis=1, initial=0.0)
+            zl, zu = np.maximum(zl, zc - r), np.minimum(zu, zc + r)
+        zl, zu = outward(zl, zu)
+        lowers.append(zl)
+        uppers.append(zu)
+        lo, hi = (np.maximum(zl, 0.0), np.maximum(zu, 0.0)) if layer.relu else (zl, zu)
+    return lowers, uppers
 
 
 def relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,19 +131,15 @@ def symbolic_layer(
     return lo, hi
 
 
-def symbolic_bounds(
-    network: Network, region: InputRegion, prior: NetworkBounds | None = None
-) -> NetworkBounds:
-    """CROWN-style bounds, never looser than interval bounds (nor than ``prior`` if given)."""
-    _check_region(network, region)
-    base = prior if prior is not None else interval_bounds(network, region)
+def symbolic_bounds(network: Network, region: InputRegion) -> tuple[list, list]:
+    base = interval_bounds(network, region)
     lowers: list[np.ndarray] = []
     uppers: list[np.ndarray] = []
     for k in range(len(network.layers)):
         lo, hi = _tighten_layer(network, region, lowers, uppers, k)
-        lowers.append(np.maximum(lo, base.lower[k]))
-        uppers.append(np.minimum(hi, base.upper[k]))
-    return NetworkBounds(lowers, uppers, "symbolic")
+        lowers.append(np.maximum(lo, base[0][k]))
+        uppers.append(np.minimum(hi, base[1][k]))
+    return lowers, uppers
 
 
 def _tighten_layer(
@@ -152,4 +162,52 @@ def _tighten_layer(
     return lo, hi
 
 
-register_bound_method("symbolic", symbolic_bounds)
+def _timing() -> None:
+    """Median seconds of the old (numpy) and new (torch) CROWN on the VNN-COMP mnist_fc 256x6
+    net and a 784-6x500-10 net (30% dense, the seed's size), in one process, alternating."""
+    import statistics
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from nn2mip.crown import crown_bounds
+    from nn2mip.mnist import load_mnist
+    from nn2mip.network import network_from_arrays
+    from nn2mip.onnx_io import load_onnx
+    from nn2mip.region import ball_region
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    data = data if data.is_dir() else Path("/work/shared/data")
+    x = load_mnist(data / "mnist", "test", limit=2)[0]
+    rng = np.random.default_rng(0)
+    sizes = [784] + [500] * 6 + [10]
+    ws = [
+        rng.normal(0, np.sqrt(2 / m), (n, m)) * (rng.random((n, m)) < 0.3)
+        for m, n in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    nets = {
+        "mnist_fc 256x6": load_onnx(data / "vnncomp_mnist_fc/onnx/mnist-net_256x6.onnx"),
+        "6x500": network_from_arrays(ws, [rng.normal(0, 0.05, n) for n in sizes[1:]]),
+    }
+    regions = {"Linf 0.02": ball_region(x[0], 0.02), "L1 5": ball_region(x[1], 5.0, "1")}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for name, net in nets.items():
+            for rname, region in regions.items():
+                old, new = [], []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    symbolic_bounds(net, region)
+                    old.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    crown_bounds(net, region)
+                    new.append(time.perf_counter() - t0)
+                print(
+                    f"torch threads {threads}  {name:15s} {rname:10s} numpy "
+                    f"{statistics.median(old):.3f} s  torch {statistics.median(new):.3f} s"
+                )
+
+
+if __name__ == "__main__":
+    _timing()
