@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits as sk_digits
 
+from nn2mip import datasets
 from nn2mip.datasets import Dataset, load_dataset, load_digits
 from nn2mip.errors import InvalidInputError
 
@@ -56,17 +57,20 @@ def test_digits_refuses_a_fraction_that_empties_a_split(fraction):
         load_digits(test_fraction=fraction)
 
 
-def test_load_dataset_by_name_and_bad_names():
+def test_load_dataset_by_name_and_bad_names(monkeypatch, tmp_path):
     d = load_dataset("digits")
     np.testing.assert_array_equal(d.x_train, load_digits().x_train)
     with pytest.raises(InvalidInputError, match="unknown data set 'cifar10'"):
         load_dataset("cifar10")
     with pytest.raises(InvalidInputError, match="unknown data set"):
         load_dataset("Digits")
-    with pytest.raises(InvalidInputError, match="--data-dir"):
-        load_dataset("mnist")
-    with pytest.raises(InvalidInputError, match="not found"):
+    with pytest.raises(InvalidInputError, match="does not exist"):
         load_dataset("mnist", "/nonexistent/mnist")
+    # Nothing where the search looks: the error names every place and both ways to give it.
+    monkeypatch.setattr(datasets, "_REPO", tmp_path / "repo")
+    monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path / "env"))
+    with pytest.raises(InvalidInputError, match="looked in .*env.*--data-dir or set NN2MIP_DATA"):
+        load_dataset("mnist")
 
 
 def _write_idx(directory: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
