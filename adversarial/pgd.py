@@ -16,6 +16,7 @@ PGD can only ever prove "adversarial": a candidate counts once it passes the flo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,10 @@ from nn2mip.projection import pgd_step_size
 from nn2mip.region import InputRegion
 from nn2mip.threads import torch_threads
 from nn2mip.vnnlib import OutputConstraint
+
+# (network, lower, upper, disjuncts, seconds) -> candidate inputs (rows) or None; the
+# pipeline (``adversarial.verify``) re-checks whatever an attack returns.
+Attack = Callable[[Network, np.ndarray, np.ndarray, tuple[OutputConstraint, ...], float], object]
 
 # Output-diversified sign steps before the random restarts of ``pgd_rounds``.
 ODI_STEPS = 5
@@ -250,3 +255,14 @@ def odi_points(
         0.5 * (hi - lo),
     )
     return run.x.numpy().copy()
+
+
+def ball_attack(query: Query, steps: int = 40, restarts: int = 8) -> Attack:
+    """``pgd_query`` on ``query`` as a pipeline attack (``adversarial.verify.Attack``); it runs
+    its ``steps`` whatever time it is offered."""
+
+    def attack(network: Network, lower, upper, disjuncts, seconds) -> np.ndarray | None:  # noqa: ANN001, ARG001
+        r = pgd_query(network, query, steps, restarts)
+        return None if r.check is None else r.check.x[None, :]
+
+    return attack

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +29,7 @@ from torch import nn
 
 from adversarial.bab import bab_fits, bab_verify
 from adversarial.methods import METHODS
+from adversarial.pgd import Attack, pgd_round
 from adversarial.query import Query
 from adversarial.witness import WitnessCheck, check_query
 from nn2mip.bounds import NetworkBounds, bound_methods
@@ -55,9 +55,6 @@ FOUND_TOL = 1e-6
 # If a MIP candidate fails the re-check (solver tolerances), search again for a clear margin.
 CLEAR_MARGIN = 1e-4
 
-# An attack gets (network, lower, upper, disjuncts, seconds) and returns candidate inputs (rows)
-# or None; the pipeline re-checks whatever it returns.
-Attack = Callable[[Network, np.ndarray, np.ndarray, tuple[OutputConstraint, ...], float], object]
 
 
 @dataclass
@@ -388,8 +385,6 @@ class _Run:
     ) -> tuple[str, WitnessCheck | None, str]:
         """One disjunct: a MIP with both early stops; a candidate that fails the re-check gets
         a few PGD steps, then a search for a clear margin."""
-        from adversarial.pgd import pgd_round
-
         model = _disjunct_model(form, dj, self.net)
         note = ""
         first = FOUND_TOL if self.q.strict else 0.0
