@@ -92,7 +92,9 @@ def min_distortion(
         raise InvalidInputError(f"tol must be positive, got {tol}")
     x = network.check_input(x0)[0]
     out = DistortionResult("unknown", label, target, norm, eps_max)
-    chk0 = check_query(network, x, ball_query(network, x, label, 0.0, norm, target, domain), torch_model)
+    chk0 = check_query(
+        network, x, ball_query(network, x, label, 0.0, norm, target, domain), torch_model
+    )
     if chk0.passed:
         out.decided_by = "clean"
         _set_witness(out, chk0, x)

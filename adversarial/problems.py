@@ -10,10 +10,9 @@ Anything else is "timeout" or "unknown", never a guess.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
-
-import time
 
 import numpy as np
 from torch import nn
@@ -26,7 +25,6 @@ from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import FormulationStats
 from nn2mip.network import Network
 from nn2mip.region import Norm
-
 
 
 @dataclass
@@ -84,7 +82,11 @@ def attack_result(
         out.margin = -v.objective
     if v.bound is not None:
         out.bound = -v.bound
-    elif v.verdict != "adversarial" and len(v.outcomes) == 1 and v.outcomes[0].lower_bound is not None:
+    elif (
+        v.verdict != "adversarial"
+        and len(v.outcomes) == 1
+        and v.outcomes[0].lower_bound is not None
+    ):
         out.bound = -v.outcomes[0].lower_bound
     out.bounds_time = v.times.get("bounds", 0.0)
     out.build_time = v.times.get("build", 0.0)

@@ -127,6 +127,5 @@ def seed_query(
 def property_queries(prop: VnnProperty) -> list[Query]:
     """One non-strict query per input box of a VNN-LIB property (violated iff any is)."""
     return [
-        Query(box_region(c.lower, c.upper), tuple(c.disjuncts), strict=False)
-        for c in prop.cases
+        Query(box_region(c.lower, c.upper), tuple(c.disjuncts), strict=False) for c in prop.cases
     ]

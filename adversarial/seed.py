@@ -4,10 +4,10 @@ network's own outputs at ``x0``; stop as soon as the sign of the optimum is sett
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from torch import nn
-
-import time
 
 from adversarial.problems import AttackResult, attack_result
 from adversarial.query import seed_classes, seed_query

@@ -56,7 +56,6 @@ FOUND_TOL = 1e-6
 CLEAR_MARGIN = 1e-4
 
 
-
 @dataclass
 class DisjunctOutcome:
     """How one disjunct was settled (``case`` is the query's index in a property)."""

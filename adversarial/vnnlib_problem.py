@@ -12,7 +12,6 @@ every disjunct of every box has a proven lower bound above ``ROBUST_TOL``.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 

@@ -62,7 +62,9 @@ def check_query(
     minus the best disjunct's value (for ball queries: the best wrong class's lead)."""
     z = project_to_region(x, query.region)
     if not np.all(np.isfinite(z)):
-        return WitnessCheck(z, False, np.full(network.output_size, np.nan), -np.inf, None, -1, False)
+        return WitnessCheck(
+            z, False, np.full(network.output_size, np.nan), -np.inf, None, -1, False
+        )
     inside = bool(query.region.contains(z, tol=0.0)[0])
     y = network.forward(z)
     value = query.value(y)
