@@ -145,12 +145,12 @@ def pgd_rounds(
     lower: np.ndarray,
     upper: np.ndarray,
     disjuncts: tuple[OutputConstraint, ...],
-    budget: float,
+    time_limit: float,
 ) -> np.ndarray | None:
-    """PGD rounds until one finds a counterexample or ``budget`` seconds are spent: a cheap first
-    round (4 restarts x 50 steps per disjunct), then wider ones (16 x 200) with fresh seeds; the
-    random restarts start from output-diversified points (``odi_points``)."""
-    t_end = time.perf_counter() + budget
+    """PGD rounds until one finds a counterexample or ``time_limit`` seconds are spent: a cheap
+    first round (4 restarts x 50 steps per disjunct), then wider ones (16 x 200) with fresh
+    seeds; the random restarts start from output-diversified points (``odi_points``)."""
+    t_end = time.perf_counter() + time_limit
     for r in range(1000):
         restarts, steps = (4, 50) if r == 0 else (16, 200)
         left = t_end - time.perf_counter()
@@ -169,7 +169,7 @@ def pgd_round(
     lower: np.ndarray,
     upper: np.ndarray,
     disjuncts: tuple[OutputConstraint, ...],
-    budget: float,
+    time_limit: float,
     restarts: int = 4,
     steps: int = 50,
     seed: int = 0,
@@ -184,7 +184,7 @@ def pgd_round(
     the random starts by ``odi_points`` first; ``start`` rows replace the first restarts.
     Returns points with value <= 0 (best first), or None; the caller re-checks them.
     """
-    t_end = time.perf_counter() + budget
+    t_end = time.perf_counter() + time_limit
     if any(dj.C.shape[0] == 0 for dj in disjuncts):
         return ((lower + upper) / 2.0)[None, :]  # an output-free disjunct holds at any input
     rng = np.random.default_rng(seed)
@@ -261,7 +261,7 @@ def ball_attack(query: Query, steps: int = 40, restarts: int = 8) -> Attack:
     """``pgd_query`` on ``query`` as a pipeline attack (``adversarial.verify.Attack``); it runs
     its ``steps`` whatever time it is offered."""
 
-    def attack(network: Network, lower, upper, disjuncts, seconds) -> np.ndarray | None:  # noqa: ANN001, ARG001
+    def attack(network: Network, lower, upper, disjuncts, time_limit) -> np.ndarray | None:  # noqa: ANN001, ARG001
         r = pgd_query(network, query, steps, restarts)
         return None if r.check is None else r.check.x[None, :]
 

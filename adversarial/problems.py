@@ -80,14 +80,11 @@ def attack_result(
             out.note = "the center itself is misclassified"
     elif target is not None and v.objective is not None:
         out.margin = -v.objective
+    last = v.outcomes[-1].lower_bound if v.outcomes else None
     if v.bound is not None:
         out.bound = -v.bound
-    elif (
-        v.verdict != "adversarial"
-        and len(v.outcomes) == 1
-        and v.outcomes[0].lower_bound is not None
-    ):
-        out.bound = -v.outcomes[0].lower_bound
+    elif last is not None and (len(v.outcomes) == 1 or v.decided_by == "mip"):
+        out.bound = -last  # the (last) MIP's dual bound on the margin
     out.bounds_time = v.times.get("bounds", 0.0)
     out.build_time = v.times.get("build", 0.0)
     out.solve_time = v.times.get("mip", 0.0)

@@ -308,11 +308,9 @@ class _Run:
                 o.verdict, o.decided_by = "unsat", "bab"
                 bounds_seen.append(by_bab[k])
                 continue
-            if budget.expired() or self.method == "bab" or not use_bab and self.method == "bab":
+            if budget.expired() or (self.method == "bab" and use_bab):
                 o.verdict = "timeout" if budget.expired() else bab_status
                 open_verdicts.append(o.verdict)
-                if self.method == "bab" and not budget.expired() and bab_status != "timeout":
-                    pass
                 continue
             verdict, chk, note = self._mip(form, q.disjuncts[k], o)
             o.verdict, o.decided_by = verdict, "mip"
