@@ -285,7 +285,9 @@ class _Run:
             out.bab_domains += br.domains
             if br.status == "candidate" and found:
                 return self.found(found[-1], "bab", case)
-            by_bab.update((k, br.lower_bound) for k, ok in zip(still, br.proven, strict=True) if ok)
+            # An "unsat" search reports its smallest proven bound; a partial one only "> tol".
+            lb = br.lower_bound if br.status == "unsat" else ROBUST_TOL
+            by_bab.update((k, lb) for k, ok in zip(still, br.proven, strict=True) if ok)
 
         # MIPs on what is left, most likely violated first.
         open_verdicts: list[str] = []
@@ -330,8 +332,6 @@ class _Run:
             out.bound = float(min(bounds_seen, default=np.inf))
             return out
         out.verdict = "timeout" if "timeout" in open_verdicts else "unknown"
-        if self.method == "bab" and out.verdict != "timeout":
-            out.verdict = "unknown"
         out.decided_by = "bab" if self.method == "bab" else "mip"
         return out
 
