@@ -23,6 +23,7 @@ from adversarial.verify import (
     ROBUST_TOL,
     Attack,
     DisjunctOutcome,
+    Verification,
     check_method,
     default_bound_method,
     verify,
@@ -121,12 +122,12 @@ def verify_property(
         res.note = "the property has no satisfiable case"
         return res
     queries = property_queries(prop)
-    open_verdicts: list[str] = []
+    verdicts: list[str] = []
     notes: list[str] = []
     with torch_threads(threads):
         for ci, q in enumerate(queries):
             if budget.expired():
-                open_verdicts.append("timeout")
+                verdicts.append("timeout")
                 notes.append("time ran out before every case was encoded")
                 break
             v = verify(
@@ -140,31 +141,31 @@ def verify_property(
                 portion=1.0 / (len(queries) - ci),
                 case=ci,
             )
-            _add(res, v.times, v)
+            _add(res, v)
+            verdicts.append(v.verdict)
             if v.note:
                 notes.append(f"case {ci}: {v.note}" if len(queries) > 1 else v.note)
             if v.verdict == "adversarial":
                 assert v.check is not None
                 res.x, res.y = v.check.x, v.check.outputs
                 res.case, res.disjunct, res.decided_by = ci, v.disjunct, v.decided_by
-                res.result = "sat"
                 break
-            if v.verdict != "robust":
-                open_verdicts.append(v.verdict)
-        else:
-            if not open_verdicts:
-                res.result = "unsat"
-                res.decided_by = "+".join(sorted({o.decided_by for o in res.outcomes}))
-            else:
-                res.result = "timeout" if "timeout" in open_verdicts else "unknown"
-        if res.result == "unknown" and "timeout" in open_verdicts:
-            res.result = "timeout"
+    # The property is violated iff some box has a counterexample, holds iff every box is robust.
+    if "adversarial" in verdicts:
+        verdict = "adversarial"
+    elif all(v == "robust" for v in verdicts):
+        verdict = "robust"
+        res.decided_by = "+".join(sorted({o.decided_by for o in res.outcomes}))
+    else:
+        verdict = "timeout" if "timeout" in verdicts else "unknown"
+    res.result = _RESULT[verdict]
     res.note = "; ".join(notes)
     res.total_time = budget.elapsed()
     return res
 
 
-def _add(res: VerifyResult, times: dict[str, float], v) -> None:  # noqa: ANN001
+def _add(res: VerifyResult, v: Verification) -> None:
+    times = v.times
     res.attack_time += times.get("attack", 0.0)
     res.bounds_time += times.get("bounds", 0.0)
     res.build_time += times.get("build", 0.0)
