@@ -340,10 +340,10 @@ def _load(inst: Instance) -> tuple[Any, Any]:
 def solve_instance(inst: Instance, settings: Settings) -> dict[str, object]:
     """Solve one instance (PGD first, MIP second) and return its results-store row."""
     from adversarial.distortion import min_distortion
-    from adversarial.pgd import pgd_attack
-    from adversarial.problems import targeted_attack, untargeted_attack
-    from adversarial.witness import check_witness
-    from nn2mip.region import ball_region
+    from adversarial.pgd import ball_attack
+    from adversarial.problems import attack_result
+    from adversarial.query import ball_query
+    from adversarial.verify import verify
 
     net, data = _load(inst)
     # The clock starts after loading: the first instance of a worker must not pay for imports.
@@ -386,42 +386,31 @@ def solve_instance(inst: Instance, settings: Settings) -> dict[str, object]:
         )
         row["total_time"] = time.perf_counter() - t0
         return row
-    region = ball_region(x, inst.eps, inst.norm, settings.domain)  # type: ignore[arg-type]
-    chk0 = check_witness(net, x, region, inst.label, target)
-    if chk0.passed:
-        row.update(verdict="adversarial", decided_by="clean", note="the center is misclassified")
-        _witness(row, chk0)
+    query = ball_query(net, x, inst.label, inst.eps, inst.norm, target, settings.domain)  # type: ignore[arg-type]
+    attack = ball_attack(query, settings.pgd_steps, settings.pgd_restarts) if settings.pgd else None
+    t1 = time.perf_counter()
+    v = verify(
+        net,
+        query,
+        max(settings.time_limit - (t1 - t0), 1e-2),
+        # Untargeted problems never ran branch and bound; "seed" is targeted with label =
+        # predicted and target = runner-up (fixed at planning).
+        method="mip" if target is None else settings.method,
+        bound_method=settings.bound_method,
+        threads=settings.threads,
+        attack=attack,
+        spec_bounds=False,
+    )
+    res = attack_result(v, inst.label, target, inst.eps, inst.norm, time.perf_counter() - t1)
+    row["pgd_time"] = v.times.get("attack", 0.0)
+    if res.decided_by in ("clean", "pgd"):
+        row.update(verdict="adversarial", decided_by=res.decided_by)
+        if res.decided_by == "clean":
+            row["note"] = "the center is misclassified"
+        assert res.check is not None
+        _witness(row, res.check)
         row["total_time"] = time.perf_counter() - t0
         return row
-    if settings.pgd:
-        pg = pgd_attack(net, region, inst.label, target, settings.pgd_steps, settings.pgd_restarts)
-        row["pgd_time"] = pg.time
-        if pg.check is not None:
-            row.update(verdict="adversarial", decided_by="pgd")
-            _witness(row, pg.check)
-            row["total_time"] = time.perf_counter() - t0
-            return row
-    left = max(settings.time_limit - (time.perf_counter() - t0), 1e-2)
-    common = dict(
-        domain=settings.domain,
-        time_limit=left,
-        threads=settings.threads,
-        bound_method=settings.bound_method,
-    )
-    if target is None:
-        res = untargeted_attack(net, x, inst.label, inst.eps, inst.norm, **common)  # type: ignore[arg-type]
-    else:
-        # "seed" is targeted with label = predicted and target = runner-up (fixed at planning).
-        res = targeted_attack(
-            net,
-            x,
-            inst.label,
-            target,
-            inst.eps,
-            inst.norm,  # type: ignore[arg-type]
-            method=settings.method,
-            **common,  # type: ignore[arg-type]
-        )
     _fill(row, res)
     row.update(margin=res.margin, bound=res.bound, found_class=res.found_class)
     row["total_time"] = time.perf_counter() - t0

@@ -1,7 +1,8 @@
 """Minimum distortion: the smallest ``eps`` (L-inf or L1) at which a target, or any wrong class,
 can win.
 
-Bisection on ``eps`` with the sign-only MIP (early stop both ways), PGD first at every step.
+Bisection on ``eps`` over ball queries (``adversarial.query.ball_query``): PGD first at every
+step, then ``adversarial.verify.verify`` with the sign-only MIP (early stop both ways).
 Each step leaves evidence: the upper end ``distortion`` is the distance of a re-checked witness,
 the lower end ``lower`` is a radius at which the MIP's dual bound proved robustness. So the
 true minimum lies in ``[lower, distortion]``, and the bracket is at most ``tol`` wide when the
@@ -16,14 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
-from adversarial.pgd import pgd_attack
-from adversarial.problems import AttackResult, Verdict, targeted_attack, untargeted_attack
-from adversarial.witness import WitnessCheck, check_witness
+from adversarial.pgd import pgd_query
+from adversarial.query import ball_query
+from adversarial.verify import Verdict, verify
+from adversarial.witness import WitnessCheck, check_query
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import FormulationStats
 from nn2mip.network import Network
-from nn2mip.region import Norm, ball_region
+from nn2mip.region import Norm
 
 
 @dataclass
@@ -63,39 +65,6 @@ def distance(x: np.ndarray, x0: np.ndarray, norm: str) -> float:
     return float(d.max() if norm == "inf" else d.sum())
 
 
-def sign_query(
-    network: Network,
-    x0: np.ndarray,
-    label: int,
-    target: int | None,
-    eps: float,
-    norm: Norm,
-    domain: tuple[float, float] = (0.0, 1.0),
-    time_limit: float | None = None,
-    threads: int = 1,
-    bound_method: str = DEFAULT_BOUND_METHOD,
-    torch_model: nn.Module | None = None,
-) -> AttackResult:
-    """Is the margin ever positive in the ball? (targeted if ``target`` is given)."""
-    if target is None:
-        return untargeted_attack(
-            network, x0, label, eps, norm, domain, time_limit, threads, bound_method, torch_model
-        )
-    return targeted_attack(
-        network,
-        x0,
-        label,
-        target,
-        eps,
-        norm,
-        domain,
-        time_limit,
-        threads,
-        bound_method,
-        torch_model,
-    )
-
-
 def min_distortion(
     network: Network,
     x0: np.ndarray,
@@ -123,7 +92,9 @@ def min_distortion(
         raise InvalidInputError(f"tol must be positive, got {tol}")
     x = network.check_input(x0)[0]
     out = DistortionResult("unknown", label, target, norm, eps_max)
-    chk0 = check_witness(network, x, ball_region(x, 0.0, norm, domain), label, target, torch_model)
+    chk0 = check_query(
+        network, x, ball_query(network, x, label, 0.0, norm, target, domain), torch_model
+    )
     if chk0.passed:
         out.decided_by = "clean"
         _set_witness(out, chk0, x)
@@ -137,26 +108,36 @@ def min_distortion(
         return time_limit - (time.perf_counter() - t0)
 
     def probe(eps: float) -> tuple[str, WitnessCheck | None, str]:
-        """One step: PGD, then the MIP. Returns (verdict, witness check, decided_by)."""
-        region = ball_region(x, eps, norm, domain)
+        """One step: PGD, then the pipeline. Returns (verdict, witness check, decided_by)."""
+        query = ball_query(network, x, label, eps, norm, target, domain)
         if use_pgd:
-            pg = pgd_attack(network, region, label, target, pgd_steps, pgd_restarts)
+            pg = pgd_query(network, query, pgd_steps, pgd_restarts)
             out.pgd_time += pg.time
             if pg.check is not None:
                 return "adversarial", pg.check, "pgd"
         left = remaining()
         if left is not None and left <= 1e-3:
             return "timeout", None, "mip"
-        r = sign_query(
-            network, x, label, target, eps, norm, domain, left, threads, bound_method, torch_model
+        v = verify(
+            network,
+            query,
+            left,
+            method="mip",
+            bound_method=bound_method,
+            threads=threads,
+            torch_model=torch_model,
+            center=False,
+            spec_bounds=False,
         )
-        out.bounds_time += r.bounds_time
-        out.build_time += r.build_time
-        out.solve_time += r.solve_time
-        out.nodes += r.nodes
-        out.mip_solves += r.mip_solves
-        out.stats, out.solver_status = r.stats, r.solver_status
-        return r.verdict, r.check, "mip"
+        out.bounds_time += v.times.get("bounds", 0.0)
+        out.build_time += v.times.get("build", 0.0)
+        out.solve_time += v.times.get("mip", 0.0)
+        out.nodes += v.nodes
+        out.mip_solves += v.mip_solves
+        if v.stats is not None:
+            out.stats = v.stats
+        out.solver_status = v.solver_status
+        return v.verdict, v.check, "mip"
 
     verdict, chk, by = probe(eps_max)
     out.steps.append((eps_max, verdict, by))

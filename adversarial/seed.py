@@ -4,20 +4,19 @@ network's own outputs at ``x0``; stop as soon as the sign of the optimum is sett
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from torch import nn
 
-from adversarial.problems import AttackResult, targeted_attack
+from adversarial.problems import AttackResult, attack_result
+from adversarial.query import seed_classes, seed_query
+from adversarial.verify import verify
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.network import Network
 from nn2mip.region import Norm
 
-
-def seed_classes(network: Network, x0: np.ndarray) -> tuple[int, int]:
-    """(predicted class, second-highest class) at ``x0``."""
-    y = network.forward(network.check_input(x0)[0])
-    order = np.argsort(-y, kind="stable")
-    return int(order[0]), int(order[1])
+__all__ = ["seed_attack", "seed_classes"]
 
 
 def seed_attack(
@@ -31,23 +30,23 @@ def seed_attack(
     bound_method: str = DEFAULT_BOUND_METHOD,
     torch_model: nn.Module | None = None,
 ) -> AttackResult:
-    """Targeted max-margin with label = predicted class and target = runner-up, early stop on.
+    """``seed_query`` decided by the MIP with the sign stop, reported as a targeted attack.
 
     "adversarial" means some input within ``delta`` makes the runner-up beat the predicted class
     (the witness is re-checked); "robust" means the dual bound proves it never does.
     """
-    pred, second = seed_classes(network, x0)
-    return targeted_attack(
+    t0 = time.perf_counter()
+    q = seed_query(network, x0, delta, norm, domain)
+    v = verify(
         network,
-        x0,
-        pred,
-        second,
-        delta,
-        norm,
-        domain=domain,
-        time_limit=time_limit,
-        threads=threads,
+        q,
+        time_limit,
+        method="mip",
         bound_method=bound_method,
+        threads=threads,
         torch_model=torch_model,
-        early_stop=True,
+        center=False,
+        spec_bounds=False,
     )
+    assert q.label is not None
+    return attack_result(v, q.label, q.target, delta, norm, time.perf_counter() - t0)

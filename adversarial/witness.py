@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from adversarial.query import Query, class_query
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
 from nn2mip.torch_io import torch_forward
@@ -53,6 +54,27 @@ def margin_of(outputs: np.ndarray, label: int, target: int | None) -> float:
     return float(others.max() - y[label])
 
 
+def check_query(
+    network: Network, x: np.ndarray, query: Query, torch_model: nn.Module | None = None
+) -> WitnessCheck:
+    """Project ``x`` into the query's region and re-evaluate it in float64 (and by
+    ``torch_model`` when given); ``passed`` iff both passes satisfy a disjunct. ``margin`` is
+    minus the best disjunct's value (for ball queries: the best wrong class's lead)."""
+    z = project_to_region(x, query.region)
+    if not np.all(np.isfinite(z)):
+        return WitnessCheck(
+            z, False, np.full(network.output_size, np.nan), -np.inf, None, -1, False
+        )
+    inside = bool(query.region.contains(z, tol=0.0)[0])
+    y = network.forward(z)
+    value = query.value(y)
+    tm = None
+    if torch_model is not None:
+        tm = -query.value(torch_forward(torch_model, z)[0])
+    passed = inside and query.satisfied(value) and (tm is None or query.satisfied(-tm))
+    return WitnessCheck(z, inside, y, -value, tm, int(np.argmax(y)), passed)
+
+
 def check_witness(
     network: Network,
     x: np.ndarray,
@@ -61,13 +83,6 @@ def check_witness(
     target: int | None = None,
     torch_model: nn.Module | None = None,
 ) -> WitnessCheck:
-    """Project ``x`` into ``region`` and re-evaluate it; ``passed`` iff it is truly adversarial."""
-    z = project_to_region(x, region)
-    inside = bool(region.contains(z, tol=0.0)[0])
-    y = network.forward(z)
-    m = margin_of(y, label, target)
-    tm = None
-    if torch_model is not None:
-        tm = margin_of(torch_forward(torch_model, z)[0], label, target)
-    passed = inside and m > 0.0 and (tm is None or tm > 0.0)
-    return WitnessCheck(z, inside, y, m, tm, int(np.argmax(y)), passed)
+    """Does ``x`` (projected into ``region``) make ``target`` (or any class) beat ``label``?"""
+    query = class_query(region, network.output_size, label, target)
+    return check_query(network, x, query, torch_model)

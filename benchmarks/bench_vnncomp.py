@@ -34,7 +34,7 @@ from adversarial.methods import METHODS  # noqa: E402
 from adversarial.vnnlib_problem import verify_property  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
-from nn2mip.vnnlib import load_vnnlib, read_counterexample  # noqa: E402
+from nn2mip.vnnlib import load_vnnlib, read_counterexample, result_text  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "vnncomp_mnist_fc"
 OUT = ROOT / "benchmarks" / "out"
@@ -114,8 +114,6 @@ def recheck_cex(out_file: Path, onnx_file: Path, network, prop) -> tuple[bool, s
 def run_one(
     onnx_rel: str, prop_rel: str, timeout: float, args: argparse.Namespace
 ) -> dict[str, object]:
-    from nn2mip.commands.verify import format_result
-
     t0 = time.perf_counter()
     onnx_file = DATA / onnx_rel
     net = load_onnx(onnx_file)
@@ -130,7 +128,7 @@ def run_one(
         cex_dir = OUT / "cex"
         cex_dir.mkdir(parents=True, exist_ok=True)
         f = cex_dir / f"{net_name(onnx_rel)}_{Path(prop_rel).stem}.counterexample"
-        f.write_text(format_result(r))
+        f.write_text(result_text(r.result, r.x, r.y))
         cex_ok, ort_ok = recheck_cex(f, onnx_file, net, prop)
     return {
         "result": r.result,

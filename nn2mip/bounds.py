@@ -25,7 +25,6 @@ from nn2mip.network import Network
 from nn2mip.region import InputRegion
 
 __all__ = [
-    "BOUNDS_SHARE",
     "BOUND_METHODS",
     "DEFAULT_BOUND_METHOD",
     "BoundMethod",
@@ -37,11 +36,9 @@ __all__ = [
 ]
 
 # The default everywhere: CROWN-style symbolic bounds cost milliseconds and remove about a
-# third of the unstable neurons interval arithmetic leaves (BENCHMARKS.md, issue 4).
+# third of the unstable neurons interval arithmetic leaves (docs/notes/benchmarks-history.md,
+# issue 4).
 DEFAULT_BOUND_METHOD = "symbolic"
-
-# Callers with a time limit give an anytime method (alpha, lp, mip) at most this share of it.
-BOUNDS_SHARE = 0.5
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Euclidean projections onto L1 balls, alone or intersected with a box, and the sparse L1
-ascent direction: the geometry that PGD attacks (``adversarial.pgd``) and adversarial training
-(``pruning.adversarial_training``) share."""
+ascent direction: the geometry of the PGD engine (``nn2mip.pgd``) that the attacks and
+adversarial training share."""
 
 from __future__ import annotations
 

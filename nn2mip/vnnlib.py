@@ -422,20 +422,29 @@ def _format(v: float) -> str:
     return np.format_float_positional(float(v), unique=True, trim="0")
 
 
-def write_counterexample(path: str | Path, x: np.ndarray, y: np.ndarray) -> Path:
-    """Write a VNN-COMP counterexample ``(\\n(X_0 v)\\n...\\n(Y_j v)\\n)``; ``.gz`` is gzipped.
-
-    Values are written in positional notation with the shortest digits that round-trip float64.
-    """
+def counterexample_text(x: np.ndarray, y: np.ndarray) -> str:
+    """A VNN-COMP counterexample ``((X_0 v)\n...\n(Y_j v))\n``, values in positional notation
+    with the shortest digits that round-trip float64."""
     x = np.asarray(x, np.float64).reshape(-1)
     y = np.asarray(y, np.float64).reshape(-1)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise PropertyFileError("counterexample contains NaN or infinite values")
-    lines = ["("]
-    lines += [f"(X_{i} {_format(v)})" for i, v in enumerate(x)]
-    lines += [f"(Y_{j} {_format(v)})" for j, v in enumerate(y)]
-    lines.append(")")
-    text = "\n".join(lines) + "\n"
+    pairs = [f"(X_{i} {_format(v)})" for i, v in enumerate(x)]
+    pairs += [f"(Y_{j} {_format(v)})" for j, v in enumerate(y)]
+    return "(" + "\n".join(pairs) + ")\n"
+
+
+def result_text(result: str, x: np.ndarray | None = None, y: np.ndarray | None = None) -> str:
+    """A VNN-COMP result file: the verdict line, then for ``sat`` the counterexample."""
+    text = f"{result}\n"
+    if result == "sat" and x is not None and y is not None:
+        text += counterexample_text(x, y)
+    return text
+
+
+def write_counterexample(path: str | Path, x: np.ndarray, y: np.ndarray) -> Path:
+    """Write ``counterexample_text(x, y)`` to ``path``; ``.gz`` is gzipped."""
+    text = counterexample_text(x, y)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gz":

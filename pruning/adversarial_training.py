@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from nn2mip.errors import InvalidInputError
-from nn2mip.projection import l1_ascent_direction, pgd_step_size, project_l1_box
+from nn2mip.pgd import Ball, pgd
+from nn2mip.projection import pgd_step_size
 
 ADV_NORMS: tuple[str, ...] = ("inf", "1")
 
@@ -60,27 +61,14 @@ class Adversary:
         inside the domain box. Starts at ``x``; the model's parameter gradients are untouched."""
         lo, hi = self.domain
         x0 = x.detach()
-        xa = x0.clone()
+        if self.norm == "inf":
+            ball = Ball(torch.clamp(x0 - self.eps, min=lo), torch.clamp(x0 + self.eps, max=hi))
+        else:
+            ball = Ball(torch.full_like(x0, lo), torch.full_like(x0, hi), "1", x0, self.eps)
+        ce = nn.CrossEntropyLoss(reduction="none")
         step = pgd_step_size(self.eps, self.norm, self.steps)
-        if self.norm == "1":
-            # Per-row box for the perturbation d = xa - x0: domain minus the image.
-            x64 = x0.double().numpy()
-            dlo, dhi = lo - x64, hi - x64
-        loss_fn = nn.CrossEntropyLoss()
-        for _ in range(self.steps):
-            xa.requires_grad_(True)
-            with torch.enable_grad():
-                (g,) = torch.autograd.grad(loss_fn(model(xa), y), xa)
-            with torch.no_grad():
-                if self.norm == "inf":
-                    d = (xa + step * g.sign() - x0).clamp(-self.eps, self.eps)
-                    xa = (x0 + d).clamp(lo, hi)
-                else:
-                    d = (xa.detach() - x0).double().numpy()
-                    d += step * l1_ascent_direction(g.double().numpy())
-                    p = project_l1_box(d, self.eps, dlo, dhi)
-                    xa = x0 + torch.as_tensor(p, dtype=x0.dtype)
-        return xa.detach()
+        # The per-row loss: its gradient has the mean loss's signs and largest entries.
+        return pgd(lambda xa: ce(model(xa), y), x0.clone(), ball, self.steps, step).x
 
     def loss(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module

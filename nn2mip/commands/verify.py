@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from adversarial.methods import METHODS
 from nn2mip.commands.common import (
     Progress,
@@ -56,19 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _fmt(v: float) -> str:
-    return np.format_float_positional(float(v), unique=True, trim="0")
-
-
 def format_result(result: object) -> str:
-    """VNN-COMP result text: the verdict line, then for sat ``((X_0 v)\\n...\\n(Y_j v))``."""
-    text = f"{result.result}\n"  # type: ignore[attr-defined]
-    x, y = result.x, result.y  # type: ignore[attr-defined]
-    if result.result == "sat" and x is not None and y is not None:  # type: ignore[attr-defined]
-        pairs = [f"(X_{i} {_fmt(v)})" for i, v in enumerate(x)]
-        pairs += [f"(Y_{j} {_fmt(v)})" for j, v in enumerate(y)]
-        text += "(" + "\n".join(pairs) + ")\n"
-    return text
+    """VNN-COMP result text: the verdict line, then for sat ``((X_0 v)\n...\n(Y_j v))``."""
+    from nn2mip.vnnlib import result_text
+
+    return result_text(result.result, result.x, result.y)  # type: ignore[attr-defined]
 
 
 def run(args: argparse.Namespace) -> int:

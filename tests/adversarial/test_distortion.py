@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from adversarial.distortion import distance, min_distortion, sign_query
+from adversarial.distortion import distance, min_distortion
+from adversarial.query import ball_query
+from adversarial.verify import verify
 from adversarial.witness import check_witness
 from nn2mip.region import ball_region
 
@@ -28,9 +30,10 @@ def test_min_distortion_is_verified_below_and_at(nets, digits_data, norm, eps_ma
     at = check_witness(net, r.witness, ball_region(x, r.distortion * (1 + 1e-9), norm), y, target)
     assert at.passed
     # Independent solves: robust just below the bracket, adversarial at the found radius.
-    below = sign_query(net, x, y, target, r.lower, norm, time_limit=60)
+    below = verify(net, ball_query(net, x, y, r.lower, norm, target), 60, method="mip")
     assert below.verdict == "robust"
-    at_mip = sign_query(net, x, y, target, r.distortion * (1 + 1e-6), norm, time_limit=60)
+    at_q = ball_query(net, x, y, r.distortion * (1 + 1e-6), norm, target)
+    at_mip = verify(net, at_q, 60, method="mip", center=False)
     assert at_mip.verdict == "adversarial" and at_mip.check is not None and at_mip.check.passed
 
 

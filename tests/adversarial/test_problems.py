@@ -107,27 +107,29 @@ def test_bad_arguments(digits, digits_nets):
 
 def test_auto_gives_the_mip_only_what_branch_and_bound_left(digits, digits_nets, monkeypatch):
     """With "auto", an undecided branch and bound's time counts against the instance's limit."""
-    import adversarial.problems as problems
+    import adversarial.verify as pipeline
+    from adversarial.bab import BabResult
+    from nn2mip.budget import BALL_SHARES
 
     net, model = digits_nets["dense"]
     i = _correct(digits, net)[0]
     x, y = digits.x_test[i], int(digits.y_test[i])
     target = int(np.argsort(net.forward(x))[-2])
     limits = []
-    real_solve = problems._solve_sign
+    real_solve = pipeline.solve_sign
 
-    def slow_bab(out, network, form, label, target, torch_model, budget, threads):
-        time.sleep(budget)  # used its whole share, decided nothing
-        return "timeout", None
+    def slow_bab(network, lower, upper, disjuncts, bounds, deadline, **kwargs):
+        time.sleep(max(deadline - time.perf_counter(), 0.0))  # used its whole share
+        return BabResult("timeout", [False] * len(disjuncts), -np.inf)
 
-    def spy(form, time_limit, threads, early_stop):
+    def spy(model, found_tol, cutoff, time_limit=None, threads=1):
         limits.append(time_limit)
-        return real_solve(form, time_limit, threads, early_stop)
+        return real_solve(model, found_tol, cutoff, time_limit=time_limit, threads=threads)
 
-    monkeypatch.setattr(problems, "_bab_sign", slow_bab)
-    monkeypatch.setattr(problems, "_solve_sign", spy)
+    monkeypatch.setattr(pipeline, "bab_verify", slow_bab)
+    monkeypatch.setattr(pipeline, "solve_sign", spy)
     targeted_attack(net, x, y, target, 0.05, "inf", time_limit=2.0, method="auto")
-    assert limits and limits[0] <= 2.0 * (1 - problems.BAB_SHARE) + 0.05
+    assert limits and limits[0] <= 2.0 * (1 - BALL_SHARES.bab_share) + 0.05
 
 
 @pytest.mark.parametrize("target", [None, 1])
@@ -135,17 +137,17 @@ def test_attack_bounds_run_on_the_given_torch_threads(monkeypatch, target):
     """Both attacks compute their bounds on ``threads`` torch threads and restore the count."""
     import torch
 
-    import adversarial.problems as problems
+    import adversarial.verify as pipeline
     from nn2mip.network import network_from_arrays
 
     seen = []
-    real = problems.build_formulation
+    real = pipeline.build_formulation
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(problems, "build_formulation", spy)
+    monkeypatch.setattr(pipeline, "build_formulation", spy)
     net = network_from_arrays([np.eye(2), np.array([[1.0, -1.0], [-1.0, 1.0]])], [[0, 0], [0, 0]])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -167,4 +169,4 @@ def test_attack_gives_the_bounds_half_its_time_limit(digits, digits_nets, spy_me
     x, label = digits.x_test[0], int(digits.y_test[0])
     targeted_attack(net, x, label, (label + 1) % 10, 1e-3, time_limit=6.0, bound_method="spy")
     untargeted_attack(net, x, label, 1e-3, time_limit=30.0, bound_method="spy")
-    assert spy_method == [3.0, 15.0]
+    assert spy_method == pytest.approx([3.0, 15.0], rel=1e-3)  # half of the time left

@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from adversarial.vnnlib_problem import (
-    SAT_TOL,
-    _confirm,
-    _disjunct_lower_bound,
-    _output_interval,
-    default_bound_method,
-    odi_points,
-    pgd_attack,
-    verify_property,
-)
+from adversarial.pgd import odi_points, pgd_rounds
+from adversarial.query import SAT_TOL, property_queries
+from adversarial.verify import _disjunct_lower_bound, _output_interval, default_bound_method
+from adversarial.vnnlib_problem import verify_property
+from adversarial.witness import check_query
 from nn2mip.bounds import bound_methods
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import build_formulation
@@ -73,7 +68,7 @@ def _assert_counterexample(res, prop: VnnProperty) -> None:
 )
 def test_official_mnist_fc_verdicts(net, prop, official):
     network, p = _mnist_fc(net, prop)
-    res = verify_property(network, p, timeout=60.0)
+    res = verify_property(network, p, time_limit=60.0)
     assert res.result == official, res.note
     if official == "sat":
         _assert_counterexample(res, p)
@@ -84,9 +79,10 @@ def test_output_diversified_pgd_finds_a_counterexample_plain_starts_missed():
     # it (the 5 s attack of the first benchmark run missed it), from ODI starts about a second.
     network, p = _mnist_fc("256x4", "prop_6_0.05")
     case = p.cases[0]
-    cand = pgd_attack(network, case.lower, case.upper, case.disjuncts, 20.0)
-    xy = _confirm(network, p, case, cand)
-    assert xy is not None and p.is_violated_by(*xy, SAT_TOL)
+    cand = pgd_rounds(network, case.lower, case.upper, case.disjuncts, 20.0)
+    assert cand is not None
+    chk = check_query(network, cand[0], property_queries(p)[0])
+    assert chk.passed and p.is_violated_by(chk.x, chk.outputs, SAT_TOL)
 
 
 def test_odi_points_stay_in_the_box_and_spread_the_outputs():
@@ -124,7 +120,7 @@ def test_disjunct_lower_bound_is_sound_and_beats_the_output_interval():
         "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
         "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_1 Y_0))"
     )
-    res = verify_property(lin, never, timeout=10.0, bound_method="interval")
+    res = verify_property(lin, never, time_limit=10.0, bound_method="interval")
     assert res.result == "unsat" and res.decided_by == "bounds" and res.mip_solves == 0
 
 
@@ -137,19 +133,19 @@ def test_digits_small_ball_unsat_large_ball_sat(digits_nets, digits):
     i = int(np.flatnonzero(pred == digits.y_test)[0])
     x, label = digits.x_test[i], int(digits.y_test[i])
     tiny = parse_vnnlib(_robustness_text(x, 1e-4, label, net.output_size))
-    res = verify_property(net, tiny, timeout=30.0)
+    res = verify_property(net, tiny, time_limit=30.0)
     assert res.result == "unsat" and res.x is None
     for method in ("mip", "bab"):
-        res = verify_property(net, tiny, timeout=30.0, attack=None, method=method)
+        res = verify_property(net, tiny, time_limit=30.0, attack=None, method=method)
         assert res.result == "unsat" and res.x is None
     # A box of half-width 0.5 centred on the image: some other class wins somewhere in it. Sat
     # with PGD, and through the MIP or branch and bound alone.
     wide = parse_vnnlib(_robustness_text(x, 0.5, label, net.output_size, lo=-1.0, hi=2.0))
-    for attack, method, by in ((pgd_attack, "auto", "attack"), (None, "mip", "mip")):
-        res = verify_property(net, wide, timeout=30.0, attack=attack, method=method)
+    for attack, method, by in ((pgd_rounds, "auto", "attack"), (None, "mip", "mip")):
+        res = verify_property(net, wide, time_limit=30.0, attack=attack, method=method)
         _assert_counterexample(res, wide)
         assert res.decided_by == by, (method, res.decided_by, res.attack_time)
-    res = verify_property(net, wide, timeout=30.0, attack=None, method="bab")
+    res = verify_property(net, wide, time_limit=30.0, attack=None, method="bab")
     assert res.result != "unsat"
     if res.result == "sat":
         _assert_counterexample(res, wide)
@@ -164,11 +160,11 @@ def test_multi_row_disjunct_and_several_boxes():
     box = "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= X_1 0))(assert (<= X_1 1))"
     # y0 >= 1.5 and y1 >= 0.4: a small corner of the square (x0 near 1, x1 near 0.55).
     sat = parse_vnnlib(head + box + "(assert (and (>= Y_0 1.5) (>= Y_1 0.4)))")
-    res = verify_property(net, sat, timeout=10.0, attack=None)
+    res = verify_property(net, sat, time_limit=10.0, attack=None)
     _assert_counterexample(res, sat)
     # y0 >= 1.5 and y1 >= 0.6 is impossible (x0 would exceed 1).
     unsat = parse_vnnlib(head + box + "(assert (and (>= Y_0 1.5) (>= Y_1 0.6)))")
-    assert verify_property(net, unsat, timeout=10.0).result == "unsat"
+    assert verify_property(net, unsat, time_limit=10.0).result == "unsat"
     # Two input boxes (an or over inputs); only the second reaches y2 <= y0 - 1.9.
     two = parse_vnnlib(
         head
@@ -177,7 +173,7 @@ def test_multi_row_disjunct_and_several_boxes():
         + "(assert (<= Y_2 (- Y_0 1.45)))"
     )
     assert len(two.cases) == 2
-    res = verify_property(net, two, timeout=10.0, attack=None)
+    res = verify_property(net, two, time_limit=10.0, attack=None)
     _assert_counterexample(res, two)
     assert res.case == 1
 
@@ -191,11 +187,11 @@ def test_boundary_counterexample_with_zero_margin_is_sat():
         "(assert (>= X_0 -1))(assert (<= X_0 {hi}))(assert (>= Y_0 (+ Y_1 {shift})))"
     )
     at_zero = parse_vnnlib(text.format(hi="0", shift="0"))
-    res = verify_property(net, at_zero, timeout=10.0, attack=None)
+    res = verify_property(net, at_zero, time_limit=10.0, attack=None)
     _assert_counterexample(res, at_zero)
     # Asking for a margin of 1e-3 that x <= 0 can never give: unsat, decided soundly.
     beyond = parse_vnnlib(text.format(hi="0", shift="0.001"))
-    assert verify_property(net, beyond, timeout=10.0).result == "unsat"
+    assert verify_property(net, beyond, time_limit=10.0).result == "unsat"
 
 
 def test_disjunct_without_output_rows_holds_everywhere():
@@ -204,7 +200,7 @@ def test_disjunct_without_output_rows_holds_everywhere():
         "(declare-const X_0 Real)(declare-const Y_0 Real)"
         "(assert (>= X_0 0))(assert (<= X_0 1))(assert (or (and (<= X_0 0.5)) (>= Y_0 3)))"
     )
-    res = verify_property(net, prop, timeout=5.0)
+    res = verify_property(net, prop, time_limit=5.0)
     _assert_counterexample(res, prop)
 
 
@@ -214,7 +210,7 @@ def test_bounds_alone_can_decide_unsat():
         "(declare-const X_0 Real)(declare-const Y_0 Real)"
         "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 2))"
     )
-    res = verify_property(net, prop, timeout=10.0, bound_method="interval")
+    res = verify_property(net, prop, time_limit=10.0, bound_method="interval")
     assert res.result == "unsat" and res.decided_by == "bounds" and res.mip_solves == 0
 
 
@@ -225,7 +221,7 @@ def test_property_without_cases_is_unsat():
         "(assert (>= X_0 0))(assert (<= X_0 1))(assert (<= 1 0))"
     )
     assert prop.cases == ()
-    assert verify_property(net, prop, timeout=1.0).result == "unsat"
+    assert verify_property(net, prop, time_limit=1.0).result == "unsat"
 
 
 def test_size_mismatch_and_bad_timeout():
@@ -235,12 +231,12 @@ def test_size_mismatch_and_bad_timeout():
         "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= Y_0 2))"
     )
     with pytest.raises(InvalidInputError, match="1 inputs X_i but the network has 2"):
-        verify_property(net, prop, timeout=1.0)
+        verify_property(net, prop, time_limit=1.0)
     good = network_from_arrays([np.array([[1.0]])], [[0.0]])
     with pytest.raises(InvalidInputError, match="timeout"):
-        verify_property(good, prop, timeout=0.0)
+        verify_property(good, prop, time_limit=0.0)
     with pytest.raises(InvalidInputError, match="unknown bound method"):
-        verify_property(good, prop, timeout=1.0, bound_method="nope")
+        verify_property(good, prop, time_limit=1.0, bound_method="nope")
 
 
 def test_default_bound_method_is_registered():
@@ -264,7 +260,7 @@ def test_verify_runs_on_the_given_torch_threads_and_restores_them():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        verify_property(net, prop, timeout=5.0, threads=1, attack=attack)
+        verify_property(net, prop, time_limit=5.0, threads=1, attack=attack)
         assert seen == [1]
         assert torch.get_num_threads() == 2
     finally:
@@ -275,5 +271,5 @@ def test_verify_gives_the_bounds_at_most_half_the_time_left(digits_nets, digits,
     # `--bounds mip` used to spend its fixed 60 s whatever `--timeout` said.
     net, _ = digits_nets["structured"]
     tiny = parse_vnnlib(_robustness_text(digits.x_test[0], 1e-4, int(digits.y_test[0]), 10))
-    verify_property(net, tiny, timeout=8.0, attack=None, bound_method="spy")
+    verify_property(net, tiny, time_limit=8.0, attack=None, bound_method="spy")
     assert len(spy_method) == 1 and 3.0 < spy_method[0] <= 4.0

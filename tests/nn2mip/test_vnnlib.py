@@ -151,8 +151,8 @@ def test_write_counterexample_format_and_round_trip(tmp_path):
     y = np.array([-1.2, 3.0, 7.5e-12])
     path = write_counterexample(tmp_path / "ce.txt", x, y)
     text = path.read_text()
-    assert text.startswith("(\n(X_0 0.1)\n(X_1 0.0)\n(X_2 1.0)\n(X_3 0.0000001)\n")
-    assert text.endswith("(Y_0 -1.2)\n(Y_1 3.0)\n(Y_2 0.0000000000075)\n)\n")
+    assert text.startswith("((X_0 0.1)\n(X_1 0.0)\n(X_2 1.0)\n(X_3 0.0000001)\n")
+    assert text.endswith("(Y_0 -1.2)\n(Y_1 3.0)\n(Y_2 0.0000000000075))\n")
     assert "e" not in text.replace("(", "")  # no exponent notation
     for p in (path, write_counterexample(tmp_path / "ce.counterexample.gz", x, y)):
         x2, y2 = read_counterexample(p)
