@@ -18,8 +18,9 @@ with ``ceil_mode`` follow torch (a window must start inside the input or its lef
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -129,6 +130,41 @@ def onnx_auto_pads(
         begin.append(small if mode == "SAME_UPPER" else large)
         end.append(large if mode == "SAME_UPPER" else small)
     return (begin[0], begin[1], end[0], end[1])
+
+
+def onnx_window_kwargs(
+    op_type: str, attrs: Mapping[str, Any], in_hw: Sequence[int], kernel_hw: Pair | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``conv2d_map`` (``op_type="Conv"``; ``kernel_hw`` from the weight,
+    ``groups`` included), ``avg_pool2d_map`` (``"AveragePool"``) or ``max_pool2d_groups``
+    (``"MaxPool"``) from an ONNX node's attribute dict (values as
+    ``onnx.helper.get_attribute_value`` gives them), with ONNX's defaults: stride and dilation
+    1, no padding, ``count_include_pad=0``, ``ceil_mode=0``; ``auto_pad`` resolved."""
+    if op_type not in ("Conv", "AveragePool", "MaxPool"):
+        raise UnsupportedLayerError(f"{op_type} is not a 2-D window operator")
+    kernel = attrs.get("kernel_shape", kernel_hw)
+    if kernel is None:
+        raise InvalidNetworkError(f"{op_type} node has no kernel_shape")
+    kernel = pair(kernel, "kernel_shape")
+    if kernel_hw is not None and kernel != pair(kernel_hw, "kernel"):
+        raise InvalidNetworkError(f"{op_type} kernel_shape {kernel} != weight kernel {kernel_hw}")
+    stride = pair(attrs.get("strides", 1), "strides")
+    dilation = pair(attrs.get("dilations", 1), "dilations")
+    pads = onnx_auto_pads(attrs.get("auto_pad", "NOTSET"), in_hw, kernel, stride, dilation)
+    if pads is None:
+        pads = spatial_pads(attrs.get("pads", 0))
+    out: dict[str, Any] = {"stride": stride, "padding": pads}
+    if op_type == "Conv":
+        out.update(dilation=dilation, groups=int(attrs.get("group", 1)))
+        return out
+    out.update(kernel=kernel, ceil_mode=bool(attrs.get("ceil_mode", 0)))
+    if op_type == "AveragePool":
+        if dilation != (1, 1):
+            raise UnsupportedLayerError("AveragePool with dilations is not supported")
+        out["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
+    else:
+        out["dilation"] = dilation
+    return out
 
 
 def output_size(
