@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pruning.masks import Masks
 from pruning.regularizers import (
     STABILITY_LOSSES,
     Hook,
@@ -165,11 +166,14 @@ def filter_prune(
     regularizer: Regularizer | None = None,
     seed: int = 0,
     callback: Callable[[int, FilterMasks], None] | None = None,
+    linear_masks: Masks | None = None,
+    batch_size: int = 64,
 ) -> tuple[nn.Module, FilterMasks]:
     """Gradual filter pruning of a trained model in place: ``steps`` rounds, each masking the
     lowest-norm filters up to ``amount * (round / steps)`` per conv layer and fine-tuning
     ``finetune_epochs`` with the masks held (and ``regularizer``, if any). ``x`` has the
-    model's input shape (e.g. (N, 1, 28, 28))."""
+    model's input shape (e.g. (N, 1, 28, 28)). ``linear_masks`` (``pruning.masks`` masks of the
+    Linear layers, e.g. from ``pruning.structured.neuron_masks``) are held as well."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     masks: FilterMasks | None = None
@@ -189,6 +193,8 @@ def filter_prune(
                 on_backward=on_backward,
                 after_step=after_step,
                 regularizer=regularizer,
+                masks=linear_masks,
+                batch_size=batch_size,
             )
         if callback is not None:
             callback(r, masks)
