@@ -503,6 +503,19 @@ def elementwise_affine(
     raise UnsupportedLayerError(f"{op} is not an elementwise affine operator")
 
 
+def affine_map(scale: np.ndarray, shift: np.ndarray, shape: Sequence[int]) -> LinearMap:
+    """``x -> s * x + t`` on a tensor of ``shape`` as a sparse diagonal map, for an elementwise
+    affine with no linear map to fold into (zero scales leave no entries)."""
+    n = int(np.prod(shape))
+    s = np.asarray(scale, dtype=np.float64).reshape(-1)
+    t = np.asarray(shift, dtype=np.float64).reshape(-1)
+    if s.shape != (n,) or t.shape != (n,):
+        raise InvalidNetworkError(f"affine of size {s.shape[0]}/{t.shape[0]} on a tensor of {n}")
+    keep = np.flatnonzero(s)
+    m = sp.csr_array((s[keep], (keep, keep)), shape=(n, n))
+    return LinearMap(m, t.copy(), tuple(shape), tuple(shape))
+
+
 def _scale_rows(matrix: Matrix, s: np.ndarray) -> Matrix:
     if sp.issparse(matrix):
         m = sp.csr_array(matrix, dtype=np.float64, copy=True)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from nn2mip.errors import InvalidNetworkError, UnsupportedLayerError
 from nn2mip.lowering import (
     LinearMap,
+    affine_map,
     avg_pool2d_map,
     batchnorm_affine,
     broadcast_constant,
@@ -345,6 +346,17 @@ def test_normalisation_folded_before_conv_equals_torch() -> None:
     got = np.asarray(w2 @ x.reshape(2, -1).T).T + b2
     np.testing.assert_allclose(got, ref.reshape(2, -1), rtol=1e-12, atol=1e-12)
     assert w2.nnz == m.matrix.nnz
+
+
+def test_affine_map_is_the_elementwise_affine() -> None:
+    s, t = batchnorm_affine(
+        np.array([2.0, 0.0]), np.array([1.0, 3.0]), np.zeros(2), np.ones(2), 0.0, (2, 2, 2)
+    )
+    m = affine_map(s, t, (2, 2, 2))
+    x = np.arange(8.0)
+    assert np.array_equal(m(x), s * x + t) and m.matrix.nnz == 4  # channel 1 scaled by 0
+    with pytest.raises(InvalidNetworkError, match="tensor of 8"):
+        affine_map(np.ones(3), np.ones(3), (2, 2, 2))
 
 
 def test_fold_shape_mismatch_is_an_error() -> None:
