@@ -118,13 +118,16 @@ def main(argv: list[str] | None = None) -> None:
             log(f"dense epoch {e + 1}/{args.epochs}: test {100 * accuracy(dense, xte, yte):.2f}")
         save_cnn(dense, dense_file, SHAPE, meta={"train_time": f"{time.perf_counter() - t0:.1f}"})
     row = describe(dense, xte, yte, args.eps)
-    results[f"dense_{tag}"] = {**row, "file": dense_file.name}
+    results[f"dense_{tag}_e{args.epochs}"] = {**row, "file": dense_file.name}
     log(f"dense: {row}")
     dense_acc = row["test_acc"]
 
     chosen = None
     for amount in sorted(args.amounts, reverse=True):
-        name = f"filters_{tag}_a{amount}_n{args.neuron_amount}"
+        name = (
+            f"filters_{tag}_e{args.epochs}_a{amount}_n{args.neuron_amount}"
+            f"_st{args.steps}_f{args.finetune_epochs}"
+        )
         path = out / f"{name}.safetensors"
         if path.is_file():
             small, _, _ = load_cnn(path)
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         if row["test_acc"] >= dense_acc - args.tolerance:
             chosen = name
             break
-    results[f"chosen_{tag}"] = chosen
+    results[f"chosen_{tag}_e{args.epochs}"] = chosen
     results_file.write_text(json.dumps(results, indent=1))
     log(f"chosen: {chosen} (dense {dense_acc:.2f}); results in {results_file}")
 

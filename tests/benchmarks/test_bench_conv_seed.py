@@ -24,8 +24,8 @@ def test_bench_conv_seed_trains_prunes_saves_and_resumes(tmp_path: Path) -> None
     ]  # fmt: skip
     main(argv)
     results = json.loads((tmp_path / "results.json").read_text())
-    dense = results["dense_c4-8_h16_s0"]
-    name = results["chosen_c4-8_h16_s0"]
+    dense = results["dense_c4-8_h16_s0_e1"]
+    name = results["chosen_c4-8_h16_s0_e1"]
     pruned = results[name]
     assert dense["channels"] == [4, 8] and dense["hidden"] == [16]
     assert pruned["channels"] == [2, 4] and pruned["hidden"] == [8]
