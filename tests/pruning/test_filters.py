@@ -210,7 +210,7 @@ def test_filter_spr_is_the_seed_term_on_each_filter(cnn: nn.Sequential) -> None:
     for conv, m in zip(conv_layers(cnn), ms, strict=True):
         rows = torch.cat([conv.weight.reshape(conv.out_channels, -1), conv.bias[:, None]], 1)
         ref += sum(_spr_reference(r, m, alpha) for r in rows.detach().double().numpy())
-    assert float(value) == pytest.approx(lam * ref, rel=1e-4)
+    assert float(value.detach()) == pytest.approx(lam * ref, rel=1e-4)
     value.backward()
     assert all(
         c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in conv_layers(cnn)
