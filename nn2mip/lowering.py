@@ -13,7 +13,8 @@ Every tensor of shape ``(C, H, W)`` is the flat vector of its ``C * H * W`` entr
 
 Padding follows ONNX: ``(top, left, bottom, right)`` = ``(x1_begin, x2_begin, x1_end,
 x2_end)``; an int or an ``(h, w)`` pair means symmetric padding as in torch. Pooling windows
-with ``ceil_mode`` follow torch (a window must start inside the input or its left padding).
+with ``ceil_mode`` follow torch and onnxruntime (a window must start inside the input or its
+begin padding).
 """
 
 from __future__ import annotations

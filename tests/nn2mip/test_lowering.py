@@ -430,6 +430,24 @@ def test_onnx_attributes_agree_with_onnxruntime(auto_pad: str, op: str) -> None:
     np.testing.assert_allclose(got(x.reshape(-1)), ref.reshape(-1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize(("size", "k", "s", "p"), [(5, 2, 2, 1), (6, 3, 2, 1), (7, 4, 3, 2)])
+def test_ceil_mode_pooling_agrees_with_onnxruntime(op: str, size, k, s, p) -> None:
+    """onnxruntime, like torch, drops a last window that would start in the end padding and
+    divides by the window clipped to the padded input."""
+    from onnx import helper
+
+    attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, ceil_mode=1)
+    if op == "AveragePool":
+        attrs["count_include_pad"] = 1
+    x = np.random.default_rng(size).normal(size=(1, 1, size, size)).astype(np.float32)
+    ref = _onnx_session(helper.make_node(op, ["x"], ["y"], **attrs), x.shape).run(None, {"x": x})
+    lower = max_pool2d_groups if op == "MaxPool" else avg_pool2d_map
+    got = lower((1, size, size), **onnx_window_kwargs(op, attrs, (size, size)))
+    assert got.out_shape == ref[0].shape[1:]
+    np.testing.assert_allclose(got(x.reshape(-1)), ref[0].reshape(-1), rtol=1e-5, atol=1e-6)
+
+
 def test_onnx_attribute_errors() -> None:
     with pytest.raises(UnsupportedLayerError, match="auto_pad"):
         onnx_auto_pads("SAME_MIDDLE", (5, 5), 3)
