@@ -253,6 +253,74 @@ def filter_spr_regularizer(
     return reg
 
 
+def select_filters_to_drop(
+    model: nn.Module,
+    threshold: float,
+    empty_fraction: float,
+    amount: float = 0.0,
+    big_m: Sequence[float] | None = None,
+) -> list[torch.Tensor]:
+    """The seed's rule on filters: a weight below ``threshold * M`` counts as zero, and a filter
+    with at most ``empty_fraction`` of its weights left is dropped; with ``amount`` > 0 at
+    least that fraction of each conv layer goes (lowest L2 norm first). Only weights on input
+    channels that survive count (a filter cannot be kept alive by dropped channels); at least
+    one filter per layer is kept."""
+    ms = list(big_m) if big_m is not None else conv_big_m(model)
+    out: list[torch.Tensor] = []
+    for conv, m in zip(conv_layers(model), ms, strict=True):
+        w = conv.weight.detach()
+        if out and conv.groups == 1 and out[-1].numel() == w.shape[1]:
+            w = w[:, ~out[-1]]
+        alive = (w.reshape(w.shape[0], -1).abs() >= threshold * m).double().mean(dim=1)
+        drop = alive <= empty_fraction
+        norms = torch.sqrt((filter_groups(conv).detach() ** 2).sum(dim=1))
+        k = int(amount * w.shape[0])
+        if int(drop.sum()) < k:
+            ranked = norms.clone()
+            ranked[drop] = -1.0
+            drop = drop.clone()
+            drop[torch.argsort(ranked, stable=True)[:k]] = True
+        if bool(drop.all()):
+            drop[torch.argmax(norms)] = False
+        out.append(drop)
+    return out
+
+
+def filter_spr_prune(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    lam: float = 1e-3,
+    alpha: float = 0.5,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    big_m: Sequence[float] | None = None,
+    threshold: float = 0.05,
+    empty_fraction: float = 0.05,
+    amount: float = 0.0,
+    finetune_epochs: int = 2,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> tuple[nn.Module, FilterMasks]:
+    """The seed's SPR pipeline on channels, in place: train with SPR on filters (M per conv
+    layer from the model as given, unless ``big_m``), drop filters left (nearly) empty by
+    ``select_filters_to_drop``, mask them and fine-tune with the masks held. Compact the
+    result with ``pruning.compact_conv.compact_cnn``."""
+    ms = list(big_m) if big_m is not None else conv_big_m(model)
+    reg = filter_spr_regularizer(lam, alpha, ms)
+    train(model, x, y, epochs, lr=lr, optimizer=optimizer, seed=seed, regularizer=reg,
+          batch_size=batch_size)  # fmt: skip
+    drop = select_filters_to_drop(model, threshold, empty_fraction, amount, ms)
+    masks: FilterMasks = {i: ~d for i, d in enumerate(drop)}
+    apply_filter_masks(model, masks)
+    if finetune_epochs > 0:
+        on_backward, after_step = filter_mask_hooks(model, masks)
+        train(model, x, y, finetune_epochs, lr=lr, optimizer=optimizer, seed=seed + 1,
+              on_backward=on_backward, after_step=after_step, batch_size=batch_size)  # fmt: skip
+    return model, masks
+
+
 # ---------------------------------------------------------------- ReLU stability
 
 

@@ -27,8 +27,10 @@ from pruning.filters import (
     filter_norms,
     filter_prune,
     filter_sparsity,
+    filter_spr_prune,
     filter_spr_regularizer,
     masks_from_zero_filters,
+    select_filters_to_drop,
 )
 from pruning.train import accuracy, make_cnn, train
 
@@ -215,6 +217,34 @@ def test_filter_spr_is_the_seed_term_on_each_filter(cnn: nn.Sequential) -> None:
     assert all(
         c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in conv_layers(cnn)
     )
+
+
+def test_select_filters_to_drop_follows_the_seed_rule() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Conv2d(3, 2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([1.0, 0.01, 0.5]).reshape(3, 1, 1, 1).expand(3, 1, 2, 2))
+        model[0].weight[2, 0, 0, 0] = 0.001  # 3 of 4 weights left: kept at empty_fraction 0.5
+        model[2].weight.copy_(torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0]]).reshape(2, 3, 1, 1))
+    drop = select_filters_to_drop(model, 0.05, 0.5, big_m=[1.0, 1.0])
+    assert drop[0].tolist() == [False, True, False]
+    # Filter 0 of conv 2 reads only channel 1, which is dropped: it is empty and goes.
+    assert drop[1].tolist() == [True, False]
+    top_up = select_filters_to_drop(model, 0.0, -1.0, amount=0.6, big_m=[1.0, 1.0])
+    assert int(top_up[0].sum()) == 1 and bool(top_up[0][1])
+    assert not select_filters_to_drop(model, 10.0, 0.5, big_m=[1.0, 1.0])[0].all()
+
+
+def test_filter_spr_prune_removes_filters_and_keeps_accuracy(
+    cnn: nn.Sequential, digits: Dataset
+) -> None:
+    model, masks = filter_spr_prune(
+        cnn, _images(digits.x_train), digits.y_train, lam=0.02, alpha=0.5, epochs=3, lr=3e-3,
+        threshold=0.1, empty_fraction=0.2, amount=0.25, finetune_epochs=2,
+    )  # fmt: skip
+    assert all(int((~m).sum()) >= int(0.25 * m.numel()) for m in masks.values())
+    for i, conv in enumerate(conv_layers(model)):
+        assert torch.all(conv.weight[~masks[i]] == 0) and torch.all(conv.bias[~masks[i]] == 0)
+    assert accuracy(model, _images(digits.x_test), digits.y_test) > 0.85
 
 
 # ---------------------------------------------------------------- interval bounds and RS
