@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adversarial.problems import untargeted_attack  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.datasets import load_digits  # noqa: E402
-from nn2mip.demo import DemoConfig, train_pair  # noqa: E402
 from nn2mip.torch_io import from_torch  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
+from pruning.pairs import PairConfig, train_pair  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load_digits()
-    cfg = DemoConfig()
+    cfg = PairConfig()
     dense_t, pruned_t = train_pair(data, cfg)
     nets = {"dense": from_torch(dense_t), "pruned": compact_network(from_torch(pruned_t))}
     ok = np.ones(len(data.y_test), bool)

@@ -100,13 +100,13 @@ def digits_pair(count: int = 10, eps: float = 0.05) -> list[Suite]:
     import torch
 
     from nn2mip.datasets import load_digits
-    from nn2mip.demo import DemoConfig, train_pair
     from nn2mip.torch_io import from_torch
     from pruning.compact import compact_network
+    from pruning.pairs import PairConfig, train_pair
 
     torch.set_num_threads(1)
     data = load_digits(seed=0)
-    dense_t, pruned_t = train_pair(data, DemoConfig())
+    dense_t, pruned_t = train_pair(data, PairConfig())
     nets = {"dense": from_torch(dense_t), "pruned": compact_network(from_torch(pruned_t))}
     ok = np.ones(len(data.y_test), bool)
     for net in nets.values():

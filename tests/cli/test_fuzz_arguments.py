@@ -37,7 +37,7 @@ def no_work(monkeypatch):
     import adversarial.batch
     import adversarial.report
     import adversarial.vnnlib_problem
-    import nn2mip.demo
+    import nn2mip.cli.demo_flow
     import pruning.catalogue
     import pruning.train
 
@@ -46,7 +46,7 @@ def no_work(monkeypatch):
     monkeypatch.setattr(adversarial.batch, "run_batch", _stop)
     monkeypatch.setattr(adversarial.report, "build_report", _stop)
     monkeypatch.setattr(adversarial.vnnlib_problem, "verify_property", _stop)
-    monkeypatch.setattr(nn2mip.demo, "run_demo", _stop)
+    monkeypatch.setattr(nn2mip.cli.demo_flow, "run_demo", _stop)
 
 
 NUMBERS = ["0", "1", "-1", "2", "0.5", "-0.5", "1e309", "nan", "inf", "-inf", "x", "", "3", "99999"]

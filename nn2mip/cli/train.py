@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nn2mip.commands.common import (
+from nn2mip.cli.common import (
     DATASETS,
     MODEL_SUFFIXES,
     Progress,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nn2mip.commands.common import (
+from nn2mip.cli.common import (
     DATASETS,
     Progress,
     check_model_file,
@@ -89,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nn2mip.commands.train import validate_common
+    from nn2mip.cli.train import validate_common
 
     check_model_file(args.model)
     recipe = None

@@ -8,7 +8,7 @@ import sys
 
 from adversarial.batch import NORMS, PROBLEMS
 from adversarial.methods import METHODS
-from nn2mip.commands.common import (
+from nn2mip.cli.common import (
     DATASETS,
     check_bounds,
     check_data,

@@ -1,4 +1,4 @@
-"""The ``nn2mip`` command. Each subcommand lives in its own module under ``nn2mip.commands``
+"""The ``nn2mip`` command. Each subcommand lives in its own module in this package (``nn2mip.cli``)
 with ``add_parser(subparsers)`` and ``run(args) -> int``; this file only wires them up.
 
 Every user mistake ends as one line on stderr (``nn2mip: error: ...``) and a non-zero exit:
@@ -18,13 +18,13 @@ from nn2mip.errors import Nn2mipError
 
 # Subcommand modules, in the order ``nn2mip --help`` lists them.
 COMMANDS = [
-    "nn2mip.commands.demo",
-    "nn2mip.commands.encode",
-    "nn2mip.commands.train",
-    "nn2mip.commands.prune",
-    "nn2mip.commands.attack",
-    "nn2mip.commands.report",
-    "nn2mip.commands.verify",
+    "nn2mip.cli.demo",
+    "nn2mip.cli.encode",
+    "nn2mip.cli.train",
+    "nn2mip.cli.prune",
+    "nn2mip.cli.attack",
+    "nn2mip.cli.report",
+    "nn2mip.cli.verify",
 ]
 
 # Set to see the traceback of an unexpected error instead of its one-line summary.

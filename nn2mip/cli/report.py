@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nn2mip.commands.common import check_input_file, check_output_dir
+from nn2mip.cli.common import check_input_file, check_output_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from nn2mip.commands.common import (
+from nn2mip.cli.common import (
     DATASETS,
     Progress,
     check_bounds,

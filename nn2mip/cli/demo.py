@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nn2mip.commands.common import (
+from nn2mip.cli.common import (
     Progress,
     check_output_dir,
     nonneg_float,
@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nn2mip.cli.demo_flow import DemoConfig, format_report, run_demo
     from nn2mip.datasets import load_digits
-    from nn2mip.demo import DemoConfig, format_report, run_demo
 
     if args.save_dir is not None:
         check_output_dir(args.save_dir, "--save-dir")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from adversarial.methods import METHODS
-from nn2mip.commands.common import (
+from nn2mip.cli.common import (
     Progress,
     check_bounds,
     check_input_file,
@@ -54,13 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def format_result(result: object) -> str:
-    """VNN-COMP result text: the verdict line, then for sat ``((X_0 v)\n...\n(Y_j v))``."""
-    from nn2mip.vnnlib import result_text
-
-    return result_text(result.result, result.x, result.y)  # type: ignore[attr-defined]
-
-
 def run(args: argparse.Namespace) -> int:
     # Files and the output place first: nothing is loaded or solved before they are known good.
     check_model_file(args.network, "network file")
@@ -76,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from adversarial.vnnlib_problem import verify_property
     from nn2mip.serialize import load_network
-    from nn2mip.vnnlib import load_vnnlib
+    from nn2mip.vnnlib import load_vnnlib, result_text
 
     say = Progress(args.quiet or args.json)
     net = load_network(args.network)
@@ -103,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         **kwargs,
     )
-    text = format_result(res)
+    text = result_text(res.result, res.x, res.y)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)

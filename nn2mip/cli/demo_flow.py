@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,26 +17,20 @@ from nn2mip.network import Network
 from nn2mip.serialize import save_network
 from nn2mip.torch_io import from_torch
 from pruning.compact import compact_network
-from pruning.magnitude import magnitude_masks
-from pruning.structured import neuron_masks
-from pruning.train import accuracy, make_mlp, train
+from pruning.pairs import PairConfig, train_pair
+from pruning.train import accuracy
 
 
 @dataclass
-class DemoConfig:
-    """Knobs of the demo; the defaults give a mix of robust and adversarial instances."""
+class DemoConfig(PairConfig):
+    """Knobs of the demo (how the pair is trained, then how it is attacked); the defaults give a
+    mix of robust and adversarial instances."""
 
-    hidden: tuple[int, ...] = (64, 64)
-    epochs: int = 30
-    neuron_amount: float = 0.5
-    weight_amount: float = 0.7
-    finetune_epochs: int = 15
     eps: float = 0.05
     norm: str = "inf"
     num_images: int = 10
     time_limit: float = 60.0
     threads: int = 1
-    seed: int = 0
 
     def validate(self, num_test: int | None = None) -> None:
         """Refuse settings that cannot run, before any training (one-line ``InvalidInputError``)."""
@@ -127,25 +120,6 @@ class DemoReport:
             "per_instance_speedup": [round(s, 3) for s in sp],
             "same_verdict": self.verdicts_agree(),
         }
-
-
-def train_pair(data: Dataset, cfg: DemoConfig) -> tuple[nn.Module, nn.Module]:
-    """A dense MLP and a copy pruned (whole neurons, then small weights) and fine-tuned."""
-    dense = make_mlp(data.num_features, cfg.hidden, data.num_classes, seed=cfg.seed)
-    train(dense, data.x_train, data.y_train, epochs=cfg.epochs, lr=3e-3, seed=cfg.seed)
-    pruned = copy.deepcopy(dense)
-    masks = neuron_masks(pruned, cfg.neuron_amount)
-    masks = magnitude_masks(pruned, cfg.weight_amount, existing=masks)
-    train(
-        pruned,
-        data.x_train,
-        data.y_train,
-        epochs=cfg.finetune_epochs,
-        lr=1e-3,
-        masks=masks,
-        seed=cfg.seed,
-    )
-    return dense, pruned
 
 
 def run_demo(
