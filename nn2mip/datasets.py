@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from nn2mip.errors import InvalidInputError
+from nn2mip.mnist import load_mnist
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,12 @@ def load_dataset(name: str, path: str | None = None) -> Dataset:
     if name == "digits":
         return load_digits()
     if name == "mnist":
-        from nn2mip.mnist import load_mnist_dataset
-
         return load_mnist_dataset(find_mnist_dir(path))
     raise InvalidInputError(f"unknown data set {name!r}; choose 'digits' or 'mnist'")
+
+
+def load_mnist_dataset(directory: str | Path) -> Dataset:
+    """Both MNIST splits (IDX files in ``directory``) as a ``Dataset``."""
+    x_train, y_train = load_mnist(directory, "train")
+    x_test, y_test = load_mnist(directory, "test")
+    return Dataset("mnist", x_train, y_train, x_test, y_test)

@@ -67,12 +67,3 @@ def load_mnist(
         )
     x = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
     return x, labels.astype(np.int64)
-
-
-def load_mnist_dataset(directory: str | Path):
-    """Both MNIST splits as an ``nn2mip.datasets.Dataset`` (for ``load_dataset("mnist", dir)``)."""
-    from nn2mip.datasets import Dataset  # defined on the main line; imported lazily
-
-    x_train, y_train = load_mnist(directory, "train")
-    x_test, y_test = load_mnist(directory, "test")
-    return Dataset("mnist", x_train, y_train, x_test, y_test)

@@ -101,8 +101,7 @@ def test_vnncomp_256x2_accuracy_on_first_1000(mnist_test):
 
 
 def test_load_mnist_dataset(tmp_path):
-    pytest.importorskip("nn2mip.datasets", reason="nn2mip.datasets is not on this branch yet")
-    from nn2mip.mnist import load_mnist_dataset
+    from nn2mip.datasets import load_mnist_dataset  # the IDX reader's Dataset wrapper
 
     rng = np.random.default_rng(1)
     for prefix, n in (("train", 5), ("t10k", 3)):
