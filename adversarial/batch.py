@@ -11,10 +11,12 @@ transaction per finished instance, which is what makes kill -9 + rerun exact.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -24,13 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from adversarial.distortion import min_distortion
+from adversarial.methods import METHODS, NORMS, PROBLEMS
+from adversarial.pgd import ball_attack
+from adversarial.problems import attack_result
+from adversarial.query import ball_query
+from adversarial.seed import seed_classes
 from adversarial.store import ResultStore, check_store, instance_key
+from adversarial.verify import verify
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
+from nn2mip.datasets import load_dataset
 from nn2mip.errors import InvalidInputError, ModelFileError, Nn2mipError
-
-PROBLEMS = ("untargeted", "targeted", "seed", "min-distortion")
-NORMS = ("inf", "1")
+from nn2mip.serialize import load_network
 
 
 class BatchError(Nn2mipError):
@@ -193,7 +203,6 @@ def _validate_spec(spec: BatchSpec) -> None:
         raise InvalidInputError(f"threads must be >= 1, got {spec.threads}")
     if spec.pgd_steps < 1 or spec.pgd_restarts < 1:
         raise InvalidInputError("PGD steps and restarts must be >= 1")
-    from adversarial.methods import METHODS
 
     if spec.method not in METHODS:
         raise InvalidInputError(f"unknown method {spec.method!r}; choose from {', '.join(METHODS)}")
@@ -218,9 +227,6 @@ def _meta_accuracy(meta: dict[str, str]) -> float | None:
 
 def plan_instances(spec: BatchSpec) -> list[Instance]:
     """Validate ``spec`` (models readable, indices in range, ...) and list its instances."""
-    from nn2mip.datasets import load_dataset
-    from nn2mip.serialize import load_network
-
     _validate_spec(spec)
     paths = [str(p) for p in spec.models]
     if len(set(paths)) != len(paths):
@@ -284,8 +290,6 @@ def plan_instances(spec: BatchSpec) -> list[Instance]:
 def _label_targets(
     problem: str, net: Any, x: np.ndarray, y: int, targets: Sequence[int] | None
 ) -> list[tuple[int, int]]:
-    from adversarial.seed import seed_classes
-
     if problem == "seed":
         pred, second = seed_classes(net, x)
         return [(pred, second)]
@@ -310,7 +314,6 @@ def _worker_init(parent_pid: int | None = None) -> None:
     killed with SIGKILL cannot shut its pool down, and orphans would keep solving for nobody.
     """
     if parent_pid is not None:
-        import threading
 
         def watch() -> None:
             while os.getppid() == parent_pid:
@@ -318,15 +321,11 @@ def _worker_init(parent_pid: int | None = None) -> None:
             os._exit(1)
 
         threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-    import torch
 
     torch.set_num_threads(1)
 
 
 def _load(inst: Instance) -> tuple[Any, Any]:
-    from nn2mip.datasets import load_dataset
-    from nn2mip.serialize import load_network
-
     if inst.model_sha256 not in _NETS:
         if file_sha256(inst.model_path) != inst.model_sha256:
             raise ModelFileError(f"{inst.model_path} changed while the batch was running")
@@ -339,12 +338,6 @@ def _load(inst: Instance) -> tuple[Any, Any]:
 
 def solve_instance(inst: Instance, settings: Settings) -> dict[str, object]:
     """Solve one instance (PGD first, MIP second) and return its results-store row."""
-    from adversarial.distortion import min_distortion
-    from adversarial.pgd import ball_attack
-    from adversarial.problems import attack_result
-    from adversarial.query import ball_query
-    from adversarial.verify import verify
-
     net, data = _load(inst)
     # The clock starts after loading: the first instance of a worker must not pay for imports.
     t0 = time.perf_counter()
@@ -453,12 +446,10 @@ def _witness(row: dict[str, object], chk: Any) -> None:
 
 def _connect_dask(address: str, workers: int, timeout: float) -> tuple[Any, Any]:
     """A distributed Client (and the LocalCluster it owns when ``address == 'local'``)."""
-    import logging
-
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # dask only when asked for: a heavy import
 
     if address == "local":
-        import dask
+        import dask  # with ``distributed`` above: only for a local dask cluster
 
         # The workers' statistical profiler samples every 10 ms; on these short, Python-heavy
         # tasks it doubled instance times in our measurements, so the local cluster runs
@@ -579,7 +570,6 @@ def run_batch(
 def _progress_bar(total: int, skipped: int, enabled: bool) -> Any:
     if not enabled or total == 0:
         return None
-    from tqdm import tqdm
 
     desc = "attack" if not skipped else f"attack ({skipped} done before)"
     return tqdm(total=total, desc=desc, unit="inst", file=sys.stderr, dynamic_ncols=True)
@@ -635,7 +625,7 @@ def _run_dask(
     record: Callable[[dict[str, object]], None],
     failed: Callable[[Instance, BaseException], None],
 ) -> None:
-    from distributed import as_completed
+    from distributed import as_completed  # dask only when asked for: a heavy import
 
     futures = [client.submit(solve_instance, inst, settings, pure=False) for inst in todo]
     owner = {f.key: inst for f, inst in zip(futures, todo, strict=True)}

@@ -8,3 +8,7 @@ module imports nothing heavy, so command-line parsers can use it.
 from __future__ import annotations
 
 METHODS: tuple[str, ...] = ("auto", "bab", "mip")
+
+# The problems and norms a batch (``adversarial.batch``) runs.
+PROBLEMS: tuple[str, ...] = ("untargeted", "targeted", "seed", "min-distortion")
+NORMS: tuple[str, ...] = ("inf", "1")

@@ -216,6 +216,7 @@ def summary_markdown(models: list[ModelStats], pairs: list[PairStats], db: str) 
 
 
 def cactus_plot(rows: list[dict[str, object]], models: list[ModelStats], path: Path) -> Path:
+    # matplotlib only when a plot is drawn: a heavy import, and Agg must be chosen before pyplot.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,6 +245,7 @@ def cactus_plot(rows: list[dict[str, object]], models: list[ModelStats], path: P
 
 
 def scatter_plot(rows: list[dict[str, object]], dense: str, pruned: str, path: Path) -> Path:
+    # matplotlib only when a plot is drawn: a heavy import, and Agg must be chosen before pyplot.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 from adversarial.problems import untargeted_attack  # noqa: E402
 from nn2mip.datasets import load_dataset  # noqa: E402
 from nn2mip.torch_io import from_torch  # noqa: E402
-from pruning.catalogue import FROM_SCRATCH, METHODS, MethodConfig, run_method  # noqa: E402
+from pruning.catalogue import MethodConfig, run_method  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
+from pruning.methods import FROM_SCRATCH, METHODS  # noqa: E402
 from pruning.regularizers import relu_stability_regularizer  # noqa: E402
 from pruning.train import accuracy, make_mlp, train  # noqa: E402
 

@@ -33,7 +33,7 @@ class Dataset:
 
 def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, pixels scaled from 0..16 to [0, 1], split reproducibly."""
-    from sklearn.datasets import load_digits as _sk_digits
+    from sklearn.datasets import load_digits as _sk_digits  # scikit-learn is a heavy import
 
     if not 0.0 < test_fraction < 1.0:  # both splits must be non-empty (num_classes reads both)
         raise InvalidInputError(f"test_fraction must be in (0, 1), got {test_fraction}")

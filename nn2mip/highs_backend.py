@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +93,6 @@ def new_highs(verbose: bool) -> highspy.Highs:
         h = highspy.Highs()
     else:
         # HiGHS prints a banner on stdout (C level) the first time; keep stdout clean for --json.
-        import os
-        import sys
 
         sys.stdout.flush()
         saved = os.dup(1)

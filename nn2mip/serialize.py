@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 
 from nn2mip.errors import ModelFileError, Nn2mipError
 from nn2mip.network import AffineLayer, Network
+from nn2mip.onnx_io import load_onnx
 
 FORMAT = "nn2mip-network"
 VERSION = "1"
@@ -180,10 +181,6 @@ def _mask(path: Path, m: np.ndarray | None, i: int, shape: tuple[int, ...]) -> n
 
 def _load_onnx(path: Path) -> Network:
     _check_readable(path)
-    try:
-        from nn2mip.onnx_io import load_onnx
-    except ImportError:
-        raise ModelFileError("ONNX import is not available in this installation") from None
     return load_onnx(path)
 
 

@@ -8,30 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from pruning.dynamic import sparse_train
+from pruning.init_pruning import prune_at_init
+from pruning.lottery import lottery_ticket
 from pruning.masks import Masks
-
-METHODS = (
-    "magnitude",
-    "global-magnitude",
-    "gradual",
-    "neuron",
-    "l1",
-    "group-lasso",
-    "spr",
-    "lottery",
-    "snip",
-    "grasp",
-    "synflow",
-    "set",
-    "rigl",
-)
-
-# Methods that start from a fresh initialization of the model's architecture (they prune or
-# sparsify at initialization, or need the initial weights to rewind to).
-FROM_SCRATCH = ("lottery", "snip", "grasp", "synflow", "set", "rigl")
-
-# Structured methods: ``amount`` is the fraction of hidden neurons removed per layer.
-STRUCTURED = ("neuron", "group-lasso", "spr")
+from pruning.methods import METHODS
+from pruning.regularizers import proximal_prune, spr_prune
+from pruning.schedules import gradual_magnitude_prune, magnitude_prune
+from pruning.structured import neuron_masks
+from pruning.train import train
 
 
 @dataclass
@@ -60,14 +45,6 @@ def run_method(
 ) -> tuple[nn.Module, Masks]:
     """Apply ``method`` at ``amount`` to ``model`` (trained, or freshly initialized for the
     ``FROM_SCRATCH`` methods) and return the pruned model and its masks (not compacted)."""
-    from pruning.dynamic import sparse_train
-    from pruning.init_pruning import prune_at_init
-    from pruning.lottery import lottery_ticket
-    from pruning.regularizers import proximal_prune, spr_prune
-    from pruning.schedules import gradual_magnitude_prune, magnitude_prune
-    from pruning.structured import neuron_masks
-    from pruning.train import train
-
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if not 0.0 <= amount < 1.0:

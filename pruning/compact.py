@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nn2mip.bounds import interval_bounds
 from nn2mip.network import AffineLayer, Network
+from nn2mip.region import box_region
 from nn2mip.torch_io import from_torch, to_torch
 
 Domain = tuple[float | np.ndarray, float | np.ndarray]
@@ -17,9 +19,6 @@ Domain = tuple[float | np.ndarray, float | np.ndarray]
 def dead_on_domain(network: Network, domain: Domain) -> list[np.ndarray]:
     """Per layer, ReLU neurons whose (sound, interval) upper bound over the input box is <= 0:
     they output 0 for every input in ``domain``."""
-    from nn2mip.bounds import interval_bounds
-    from nn2mip.region import box_region
-
     lo = np.broadcast_to(np.asarray(domain[0], dtype=np.float64), (network.input_size,))
     hi = np.broadcast_to(np.asarray(domain[1], dtype=np.float64), (network.input_size,))
     b = interval_bounds(network, box_region(lo.copy(), hi.copy()))

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pruning.filters import _bn_scale_shift
@@ -292,8 +294,6 @@ def save_cnn(
 ) -> Path:
     """Write a torch CNN as ``.safetensors``: the flat Sequential's state dict, with the
     architecture (JSON), the input shape and ``meta`` in the header."""
-    from safetensors.torch import save_file
-
     flat = nn.Sequential(*leaf_modules(model))
     header = dict(meta or {})
     header.update(
@@ -308,9 +308,6 @@ def save_cnn(
 
 def load_cnn(path: str | Path) -> tuple[nn.Sequential, tuple[int, ...], dict[str, str]]:
     """Inverse of ``save_cnn``: ``(model in eval mode, input shape, header)``."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     with safe_open(str(path), framework="pt") as f:
         header = dict(f.metadata() or {})
     if header.get("format") != "nn2mip-torch-sequential":

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nn2mip.serialize import load_network_and_masks, save_network
+from nn2mip.torch_io import from_torch, to_torch
+
 # Keyed by the layer's index among the model's Linear layers.
 Masks = dict[int, torch.Tensor]
 
@@ -86,18 +89,12 @@ def save_model(
     model: nn.Module, path: str, masks: Masks | None = None, meta: dict[str, str] | None = None
 ):
     """Save a torch MLP (and its masks) as an nn2mip ``.safetensors`` file."""
-    from nn2mip.serialize import save_network
-    from nn2mip.torch_io import from_torch
-
     stored = masks_to_list(model, masks) if masks else None
     return save_network(from_torch(model), path, masks=stored, meta=meta)
 
 
 def load_model(path: str) -> tuple[nn.Sequential, Masks, dict[str, str]]:
     """Load a model file as a float32 ``nn.Sequential`` with its masks (re-applied) and meta."""
-    from nn2mip.serialize import load_network_and_masks
-    from nn2mip.torch_io import to_torch
-
     net, stored = load_network_and_masks(path)
     model = to_torch(net)
     masks = masks_from_list(stored)

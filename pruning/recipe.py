@@ -11,7 +11,7 @@ step's ``method`` is one of ``STEP_METHODS``:
 - ``"seed-spr"``: the seed paper's SPR pipeline (SPR training, the largest neuron threshold
   within ``max_accuracy_drop`` of train accuracy, fine-tuning with the neurons masked);
 - ``"freeze"`` / ``"supermask"``: ``pruning.freezing`` from a fresh initialization;
-- any method of ``pruning.catalogue.METHODS`` with its ``amount`` and ``MethodConfig`` fields.
+- any method of ``pruning.methods.METHODS`` with its ``amount`` and ``MethodConfig`` fields.
 
     recipe = load_recipe("data/recipes/seed_6x500.toml")
     result = run_recipe(recipe, data.x_train, data.y_train)   # trains the dense net first
@@ -39,11 +39,12 @@ from torch import nn
 from nn2mip.errors import InvalidInputError
 from nn2mip.torch_io import from_torch, to_torch
 from pruning.adversarial_training import ADV_NORMS, Adversary
-from pruning.catalogue import FROM_SCRATCH, METHODS, MethodConfig, run_method
+from pruning.catalogue import MethodConfig, run_method
 from pruning.compact import compact_network
 from pruning.freezing import TrainableRecord, frozen_train, supermask_train
 from pruning.magnitude import magnitude_masks
 from pruning.masks import Masks, apply_masks
+from pruning.methods import FROM_SCRATCH, METHODS
 from pruning.regularizers import (
     STABILITY_LOSSES,
     layer_big_m,

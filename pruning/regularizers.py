@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nn2mip.crown import concretize_box, crown_layers, interval_layers
+from pruning.magnitude import magnitude_masks
 from pruning.masks import Masks, apply_masks, full_masks, masks_from_zeros
 from pruning.train import Regularizer, linear_layers, train
 
@@ -262,8 +263,6 @@ def proximal_prune(
     """Train with the L1 (``kind="l1"``) or group-lasso (``"group-lasso"``) proximal step, keep
     the exact zeros as masks, top up to ``amount`` (of weights for L1, of hidden neurons per
     layer for group lasso, smallest first) and fine-tune with the masks."""
-    from pruning.magnitude import magnitude_masks
-
     if kind == "l1":
         hook = l1_prox(lam, lr)
     elif kind == "group-lasso":

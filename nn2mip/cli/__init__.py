@@ -13,19 +13,29 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from nn2mip.errors import Nn2mipError
 
-# Subcommand modules, in the order ``nn2mip --help`` lists them.
-COMMANDS = [
-    "nn2mip.cli.demo",
-    "nn2mip.cli.encode",
-    "nn2mip.cli.train",
-    "nn2mip.cli.prune",
-    "nn2mip.cli.attack",
-    "nn2mip.cli.report",
-    "nn2mip.cli.verify",
-]
+# Subcommands, in the order ``nn2mip --help`` lists them: name -> (module, one-line help). The
+# help is here too so that ``nn2mip --help`` lists every command without importing any (they
+# pull in torch and the solvers, seconds of start-up); a test checks it matches the module's.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("nn2mip.cli.demo", "train a dense and a pruned net, attack both, compare"),
+    "encode": ("nn2mip.cli.encode", "encode a model over an input ball; print its size"),
+    "train": ("nn2mip.cli.train", "train a ReLU MLP (with L1/group-lasso/SPR/stability)"),
+    "prune": ("nn2mip.cli.prune", "prune a model with a catalogue method and compact it"),
+    "attack": (
+        "nn2mip.cli.attack",
+        "batch adversarial search (PGD, then MIP) into an SQLite results file",
+    ),
+    "report": ("nn2mip.cli.report", "summarize an attack results file (CSV, Markdown, plots)"),
+    "verify": (
+        "nn2mip.cli.verify",
+        "check a VNN-LIB property on a network (VNN-COMP style)",
+    ),
+}
 
 # Set to see the traceback of an unexpected error instead of its one-line summary.
 DEBUG_ENV = "NN2MIP_DEBUG"
@@ -50,23 +60,25 @@ def one_line(text: object) -> str:
 
 def version() -> str:
     try:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as _version
-
         return _version("nn2mip")
     except PackageNotFoundError:  # running from a checkout that was never installed
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just that subcommand is built for real and the others are
+    listed by name and help (what ``main`` does: one command's imports, not all of them)."""
     parser = OneLineParser(
         prog="nn2mip",
         description="Prune ReLU networks, encode them as big-M MIPs, solve them with HiGHS.",
     )
     parser.add_argument("--version", action="version", version=f"nn2mip {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(name)
+    for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)  # listed in --help; never run
+            continue
+        module = importlib.import_module(module_name)
         p = module.add_parser(sub)
         p.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
         p.set_defaults(_run=module.run)
@@ -75,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one-line errors and a non-zero exit for every user mistake."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The first word that is not an option names the command; "" builds none (--help, --version).
+    command = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(command if command in COMMANDS else "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or a one-line argument error

@@ -6,8 +6,7 @@ import argparse
 import re
 import sys
 
-from adversarial.batch import NORMS, PROBLEMS
-from adversarial.methods import METHODS
+from adversarial.methods import METHODS, NORMS, PROBLEMS
 from nn2mip.cli.common import (
     DATASETS,
     check_bounds,
@@ -83,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from adversarial.batch import BatchSpec, parse_indices, run_batch
     from adversarial.store import check_store
 
@@ -156,6 +156,7 @@ def _check_targets(args: argparse.Namespace, indices: list[int], data_dir: str |
     skipped, so if every target is every chosen input's label nothing would run."""
     if set(args.problem) - {"targeted", "min-distortion"}:
         return
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.datasets import load_dataset
 
     data = load_dataset(args.data, data_dir)

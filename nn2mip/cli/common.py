@@ -157,6 +157,7 @@ def _probe(directory: Path, p: Path, option: str) -> None:
 def check_data(name: str, data_dir: str | None) -> str | None:
     """Resolve where ``name``'s files are (MNIST: ``--data-dir``, $NN2MIP_DATA, or the places
     data/README.md names) without loading them; returns the directory to pass on."""
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.datasets import find_mnist_dir
 
     if name == "mnist":
@@ -168,6 +169,7 @@ def check_data(name: str, data_dir: str | None) -> str | None:
 
 def check_bounds(name: str | None, option: str = "--bounds") -> None:
     """A bound method ``compute_bounds`` knows (``None``: the command's default)."""
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.bounds import bound_methods
 
     if name is not None and name not in bound_methods():
@@ -193,6 +195,7 @@ def save_model(
     """Write ``net`` by the suffix of ``path``: ``.safetensors`` (float64, masks kept) or
     ``.onnx`` (float32 Gemm/Relu, what other verifiers read; masks are not representable)."""
     if Path(path).suffix.lower() == ".onnx":
+        # Imported on use, not at the top: keeps `nn2mip --help` fast.
         from nn2mip.network import Network
         from nn2mip.onnx_io import save_onnx
 
@@ -201,6 +204,7 @@ def save_model(
             raise InvalidInputError("an .onnx file cannot hold masks; write .safetensors")
         meta_net = Network(net.layers, meta={**net.meta, **(meta or {})})
         return save_onnx(meta_net, path, dtype=np.float32)
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.serialize import save_network
 
     return save_network(net, path, masks=masks, meta=meta)  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.cli.demo_flow import DemoConfig, format_report, run_demo
     from nn2mip.datasets import load_digits
 

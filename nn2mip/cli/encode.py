@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             f"y{args.label} would be 0"
         )
 
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.datasets import load_dataset
     from nn2mip.formulation import build_formulation
     from nn2mip.highs_backend import write_model

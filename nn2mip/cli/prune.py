@@ -19,12 +19,12 @@ from nn2mip.cli.common import (
     print_json,
     save_model,
 )
+from nn2mip.cli.train import validate_common
 from nn2mip.errors import InvalidInputError
+from pruning.methods import FROM_SCRATCH, METHODS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from pruning.catalogue import FROM_SCRATCH, METHODS
-
     p = sub.add_parser(
         "prune",
         help="prune a model with a catalogue method and compact it",
@@ -89,13 +89,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nn2mip.cli.train import validate_common
-
     check_model_file(args.model)
     recipe = None
     if args.recipe is not None:
         if args.method is not None or args.amount is not None:
             raise InvalidInputError("give either --recipe or --method and --amount, not both")
+        # Imported on use, not at the top: keeps `nn2mip --help` fast.
         from pruning.recipe import load_recipe
 
         recipe = load_recipe(args.recipe)
@@ -110,11 +109,13 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == Path(args.model).resolve():
         raise InvalidInputError(f"--out {args.out} is the input model; write somewhere else")
 
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     import torch
 
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.datasets import load_dataset
     from nn2mip.torch_io import from_torch
-    from pruning.catalogue import FROM_SCRATCH, MethodConfig, run_method
+    from pruning.catalogue import MethodConfig, run_method
     from pruning.compact import compact_network
     from pruning.masks import load_model, mask_sparsity, masks_to_list
     from pruning.train import accuracy, linear_layers, make_mlp
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if recipe is not None:
+        # Imported on use, not at the top: keeps `nn2mip --help` fast.
         from pruning.recipe import run_recipe
 
         result = run_recipe(recipe, data.x_train, data.y_train, model)

@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from adversarial.report import build_report
     from adversarial.store import check_store
 

@@ -111,6 +111,7 @@ def epoch_reporter(
 ) -> Callable[[object], None] | None:
     """An ``after_step`` hook that reports loss and accuracy on the training set after each
     epoch (``train`` calls it once per batch); ``None`` when ``say`` is quiet."""
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     import torch
 
     if say.quiet:
@@ -134,6 +135,7 @@ def epoch_reporter(
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from pruning.adversarial_training import Adversary
     from pruning.regularizers import relu_stability_regularizer
 
@@ -160,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
             )
         except InvalidInputError as e:
             raise InvalidInputError(f"--adv options: {e}") from None
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     import torch
 
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from nn2mip.datasets import load_dataset
     from nn2mip.torch_io import from_torch
     from pruning.adversarial_training import robust_accuracy
@@ -173,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
         l1_prox,
         spr_regularizer,
     )
+
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from pruning.train import accuracy, make_mlp, train
 
     say = Progress(args.quiet or args.json)

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--out {args.out} would overwrite an input file")
     check_bounds(args.bounds)
 
+    # Imported on use, not at the top: keeps `nn2mip --help` fast.
     from adversarial.vnnlib_problem import verify_property
     from nn2mip.serialize import load_network
     from nn2mip.vnnlib import load_vnnlib, result_text

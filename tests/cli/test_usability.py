@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from nn2mip.cli import build_parser, main
+from nn2mip.cli import COMMANDS, build_parser, main
 from nn2mip.datasets import DATA_ENV, find_mnist_dir
 from nn2mip.errors import InvalidInputError
 from nn2mip.serialize import save_network
@@ -118,3 +120,29 @@ def test_out_of_memory_is_a_one_line_error(tmp_path, monkeypatch, capsys) -> Non
     rc = main(["train", "--hidden", "1000000000", "--out", str(tmp_path / "t.safetensors"), "-q"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("nn2mip: error: out of memory") and "\n" not in err
+
+
+def _listed_help(parser: argparse.ArgumentParser) -> dict[str, str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a.help for a in sub._choices_actions}
+
+
+def test_fast_listing_matches_the_commands() -> None:
+    """``nn2mip --help`` lists the commands from ``COMMANDS`` without importing them: the same
+    names, order and help as the commands' own parsers give."""
+    real = _listed_help(build_parser())
+    assert list(real) == list(COMMANDS)
+    assert _listed_help(build_parser("")) == real == {n: h for n, (_, h) in COMMANDS.items()}
+
+
+def test_help_does_not_import_torch() -> None:
+    """Start-up speed: listing the commands must not load torch, pruning or adversarial."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from nn2mip.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+        "heavy = ('torch', 'pruning', 'adversarial', 'highspy')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,8 +8,9 @@ import pytest
 import torch
 from pruning_helpers import fresh, weight_sparsity
 
-from pruning.catalogue import FROM_SCRATCH, METHODS, STRUCTURED, MethodConfig, run_method
+from pruning.catalogue import MethodConfig, run_method
 from pruning.compact import compact, hidden_sizes
+from pruning.methods import FROM_SCRATCH, METHODS, STRUCTURED
 from pruning.train import linear_layers
 
 CFG = MethodConfig(finetune_epochs=1, epochs=2, rounds=2, iterations=5, update_interval=10)

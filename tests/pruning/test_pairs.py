@@ -1,4 +1,4 @@
-"""``train_pair``: the dense net is left dense, the copy loses exactly the neurons and weights asked."""
+"""``train_pair``: the dense net stays dense; the copy loses the neurons and weights asked."""
 
 from __future__ import annotations
 
