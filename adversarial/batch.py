@@ -32,11 +32,11 @@ from tqdm import tqdm
 from adversarial.distortion import min_distortion
 from adversarial.methods import METHODS, NORMS, PROBLEMS
 from adversarial.pgd import ball_attack
+from adversarial.pipeline import verify
 from adversarial.problems import attack_result
 from adversarial.query import ball_query
 from adversarial.seed import seed_classes
 from adversarial.store import ResultStore, check_store, instance_key
-from adversarial.verify import verify
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.datasets import load_dataset
 from nn2mip.errors import InvalidInputError, ModelFileError, Nn2mipError

@@ -2,7 +2,7 @@
 can win.
 
 Bisection on ``eps`` over ball queries (``adversarial.query.ball_query``): PGD first at every
-step, then ``adversarial.verify.verify`` with the sign-only MIP (early stop both ways).
+step, then ``adversarial.pipeline.verify`` with the sign-only MIP (early stop both ways).
 Each step leaves evidence: the upper end ``distortion`` is the distance of a re-checked witness,
 the lower end ``lower`` is a radius at which the MIP's dual bound proved robustness. So the
 true minimum lies in ``[lower, distortion]``, and the bracket is at most ``tol`` wide when the
@@ -18,8 +18,8 @@ import numpy as np
 from torch import nn
 
 from adversarial.pgd import pgd_query
+from adversarial.pipeline import Verdict, verify
 from adversarial.query import ball_query
-from adversarial.verify import Verdict, verify
 from adversarial.witness import WitnessCheck, check_query
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError

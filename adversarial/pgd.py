@@ -32,7 +32,7 @@ from nn2mip.threads import torch_threads
 from nn2mip.vnnlib import OutputConstraint
 
 # (network, lower, upper, disjuncts, seconds) -> candidate inputs (rows) or None; the
-# pipeline (``adversarial.verify``) re-checks whatever an attack returns.
+# pipeline (``adversarial.pipeline``) re-checks whatever an attack returns.
 Attack = Callable[[Network, np.ndarray, np.ndarray, tuple[OutputConstraint, ...], float], object]
 
 # Output-diversified sign steps before the random restarts of ``pgd_rounds``.
@@ -258,7 +258,7 @@ def odi_points(
 
 
 def ball_attack(query: Query, steps: int = 40, restarts: int = 8) -> Attack:
-    """``pgd_query`` on ``query`` as a pipeline attack (``adversarial.verify.Attack``); it runs
+    """``pgd_query`` on ``query`` as a pipeline attack (``adversarial.pipeline.Attack``); it runs
     its ``steps`` whatever time it is offered."""
 
     def attack(network: Network, lower, upper, disjuncts, time_limit) -> np.ndarray | None:  # noqa: ANN001, ARG001

@@ -1,6 +1,6 @@
 """Adversarial problems on a ball: targeted ("does ``target`` beat ``label``?") and untargeted
 ("does any class?"), as queries (``adversarial.query.ball_query``) decided by the one pipeline,
-``adversarial.verify.verify``. These wrappers fix the stages the problems were tuned with and
+``adversarial.pipeline.verify``. These wrappers fix the stages the problems were tuned with and
 report in the problems' terms (margins instead of disjunct values).
 
 A verdict rests on independent evidence: "adversarial" needs a witness that passes the
@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 from torch import nn
 
+from adversarial.pipeline import ROBUST_TOL, Verdict, Verification, verify
 from adversarial.query import ball_query
-from adversarial.verify import ROBUST_TOL, Verdict, Verification, verify
 from adversarial.witness import WitnessCheck
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.errors import InvalidInputError

@@ -4,7 +4,7 @@ A counterexample is an input of the region whose outputs satisfy one disjunct ``
 an ``nn2mip.vnnlib.OutputConstraint``: a conjunction of rows); the property holds when no
 disjunct is satisfiable. A targeted attack is one disjunct ``y[label] - y[target] <= 0``,
 untargeted is one per wrong class, the seed paper's problem is targeted at the runner-up, and a
-VNN-LIB property is one query per input box. ``adversarial.verify.verify`` decides any of them.
+VNN-LIB property is one query per input box. ``adversarial.pipeline.verify`` decides any of them.
 
 ``strict`` says whether a counterexample must satisfy its disjunct strictly (a wrong class must
 *beat* the label, margin > 0) or within ``SAT_TOL`` (VNN-COMP's non-strict ``Y_j >= Y_label``).

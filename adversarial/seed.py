@@ -9,9 +9,9 @@ import time
 import numpy as np
 from torch import nn
 
+from adversarial.pipeline import verify
 from adversarial.problems import AttackResult, attack_result
 from adversarial.query import seed_classes, seed_query
-from adversarial.verify import verify
 from nn2mip.bounds import DEFAULT_BOUND_METHOD
 from nn2mip.network import Network
 from nn2mip.region import Norm

@@ -2,7 +2,7 @@
 ``timeout`` or ``unknown``.
 
 A property is one query per input box (``adversarial.query.property_queries``), each decided by
-the one pipeline (``adversarial.verify.verify``) with the VNN-LIB budget preset
+the one pipeline (``adversarial.pipeline.verify``) with the VNN-LIB budget preset
 (``nn2mip.budget.VNNLIB_SHARES``) and the PGD rounds of ``adversarial.pgd.pgd_rounds``. This
 module only maps the pipeline's verdicts to VNN-COMP's words: ``sat`` only with a counterexample
 that satisfies a disjunct within ``SAT_TOL`` on the float64 forward pass; ``unsat`` only when
@@ -18,8 +18,7 @@ from typing import Literal
 import numpy as np
 
 from adversarial.pgd import pgd_rounds
-from adversarial.query import SAT_TOL, property_queries
-from adversarial.verify import (
+from adversarial.pipeline import (
     ROBUST_TOL,
     Attack,
     DisjunctOutcome,
@@ -28,6 +27,7 @@ from adversarial.verify import (
     default_bound_method,
     verify,
 )
+from adversarial.query import SAT_TOL, property_queries
 from nn2mip.budget import VNNLIB_SHARES, Budget
 from nn2mip.errors import InvalidInputError
 from nn2mip.formulation import FormulationStats
@@ -107,7 +107,7 @@ def verify_property(
 ) -> VerifyResult:
     """Decide whether ``prop`` is violated on ``network`` within ``time_limit`` seconds.
 
-    Each input box is one query for ``adversarial.verify.verify`` (center, ``attack`` with
+    Each input box is one query for ``adversarial.pipeline.verify`` (center, ``attack`` with
     ``attack_share`` of the limit, bounds, branch and bound, MIPs; ``method`` as there), the
     boxes sharing one budget. Runs on ``threads`` torch threads throughout; HiGHS gets as many.
     """

@@ -39,7 +39,7 @@ from nn2mip.sign import SIGN_METHODS, solve_sign
 from nn2mip.torch_io import from_torch
 from pruning.compact import compact_network
 from pruning.structured import neuron_masks
-from pruning.train import make_mlp, train
+from pruning.training import make_mlp, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"

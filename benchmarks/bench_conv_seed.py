@@ -40,7 +40,7 @@ from pruning.compact_conv import (  # noqa: E402
 from pruning.filters import cnn_stable_fraction, filter_prune, filter_sparsity  # noqa: E402
 from pruning.masks import apply_masks  # noqa: E402
 from pruning.structured import neuron_masks  # noqa: E402
-from pruning.train import accuracy, make_cnn, train  # noqa: E402
+from pruning.training import accuracy, make_cnn, train  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "conv_seed"
 SHAPE = (1, 28, 28)

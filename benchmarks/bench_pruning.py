@@ -34,7 +34,7 @@ from pruning.catalogue import MethodConfig, run_method  # noqa: E402
 from pruning.compact import compact_network  # noqa: E402
 from pruning.methods import FROM_SCRATCH, METHODS  # noqa: E402
 from pruning.regularizers import relu_stability_regularizer  # noqa: E402
-from pruning.train import accuracy, make_mlp, train  # noqa: E402
+from pruning.training import accuracy, make_mlp, train  # noqa: E402
 
 HEADING = "## Pruning methods (issue 3)"
 

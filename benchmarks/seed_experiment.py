@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adversarial.seed import seed_attack, seed_classes  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
-from nn2mip.bounds import compute_bounds  # noqa: E402
+from nn2mip.bounds import DEFAULT_BOUND_METHOD, compute_bounds  # noqa: E402
 from nn2mip.mnist import load_mnist  # noqa: E402
 from nn2mip.network import Network  # noqa: E402
 from nn2mip.region import ball_region  # noqa: E402
@@ -59,7 +59,7 @@ from pruning.recipe import (  # noqa: E402
 )
 from pruning.recipe import train_dense as recipe_train_dense  # noqa: E402
 from pruning.regularizers import STABILITY_LOSSES  # noqa: E402
-from pruning.train import accuracy  # noqa: E402
+from pruning.training import accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "seed"
@@ -189,7 +189,7 @@ def prune_config(arch: str, epochs: int, seed: int, data: tuple, recipe: Recipe)
 
 
 def unstable_profile(
-    net: Network, xs: np.ndarray, bound_method: str = "symbolic", eps: float = 5.0
+    net: Network, xs: np.ndarray, bound_method: str = DEFAULT_BOUND_METHOD, eps: float = 5.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``xs``: the unstable neurons of each hidden layer of ``net`` over the L1 ball
     of radius ``eps`` (within [0, 1]) around it, by ``bound_method`` (rows x layers), and the
@@ -204,7 +204,7 @@ def unstable_profile(
 
 
 def unstable_median(
-    net: Network, xs: np.ndarray, bound_method: str = "symbolic", eps: float = 5.0
+    net: Network, xs: np.ndarray, bound_method: str = DEFAULT_BOUND_METHOD, eps: float = 5.0
 ) -> float:
     """Median over the rows of ``xs`` of the number of unstable hidden neurons (see
     ``unstable_profile``)."""
@@ -960,7 +960,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument(
         "--bound-method",
-        default="symbolic",
+        default=DEFAULT_BOUND_METHOD,
         help="interval, symbolic, alpha, lp or mip; 'B+auto' or 'B+bab' (batch engine only): "
         "bounds B and branch and bound before (or instead of) the MIP; '+pgd' (batch engine "
         "only): PGD before either; each tag is a separate cache key",

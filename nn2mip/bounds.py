@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nn2mip.bounds_base import NetworkBounds, check_region
+from nn2mip.bounds_base import DEFAULT_BOUND_METHOD, NetworkBounds, check_region
 from nn2mip.bounds_lp import LP_BUDGET, MIP_BUDGET, lp_bounds, mip_bounds
 from nn2mip.crown import alpha_bounds, crown_bounds, interval_bounds
 from nn2mip.errors import InvalidInputError
@@ -34,11 +34,6 @@ __all__ = [
     "compute_bounds",
     "interval_bounds",
 ]
-
-# The default everywhere: CROWN-style symbolic bounds cost milliseconds and remove about a
-# third of the unstable neurons interval arithmetic leaves (docs/notes/benchmarks-history.md,
-# issue 4).
-DEFAULT_BOUND_METHOD = "symbolic"
 
 
 @dataclass(frozen=True)

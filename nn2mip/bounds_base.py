@@ -14,6 +14,12 @@ from nn2mip.errors import InvalidInputError
 from nn2mip.network import Network
 from nn2mip.region import InputRegion
 
+# The default everywhere (``nn2mip.bounds`` re-exports it; here it is cheap to import, for the
+# command line's parsers): CROWN-style symbolic bounds cost milliseconds and remove about a
+# third of the unstable neurons interval arithmetic leaves (docs/notes/benchmarks-history.md,
+# issue 4).
+DEFAULT_BOUND_METHOD = "symbolic"
+
 
 @dataclass
 class NetworkBounds:

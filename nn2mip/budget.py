@@ -1,6 +1,6 @@
 """One time budget for a verification run: the clock, the time limit and every share of it.
 
-Every stage of ``adversarial.verify`` asks its ``Budget`` how long it may run; the shares that
+Every stage of ``adversarial.pipeline`` asks its ``Budget`` how long it may run; the shares that
 used to be constants spread over four modules are the fields of ``Shares``, and the two sets that
 the entry points were tuned with are the named presets below (their verdicts depend on them).
 """

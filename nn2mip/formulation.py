@@ -67,15 +67,16 @@ def build_formulation(
     region: InputRegion,
     bounds: NetworkBounds | None = None,
     bound_method: str = DEFAULT_BOUND_METHOD,
-    bound_time_limit: float | None = None,
+    time_limit: float | None = None,
 ) -> Formulation:
     """Compute bounds over ``region`` (unless given) and encode ``network`` as a big-M MIP.
 
-    ``bound_time_limit`` caps the seconds an anytime bound method may take (``compute_bounds``).
+    ``time_limit`` caps the seconds the formulation may take: an anytime bound method stops
+    there (``compute_bounds``); the encoding itself is one pass.
     """
     t0 = time.perf_counter()
     if bounds is None:
-        bounds = compute_bounds(network, region, bound_method, time_limit=bound_time_limit)
+        bounds = compute_bounds(network, region, bound_method, time_limit=time_limit)
     t1 = time.perf_counter()
     model = MipModel()
     x = add_region(model, region)

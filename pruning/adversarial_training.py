@@ -4,7 +4,7 @@ Xiao et al. ("Training for faster adversarial robustness verification via induci
 stability", 2019) train with it beside weight sparsity and the ReLU-stability loss: a net that
 keeps its margin over the ball leaves its verification instances far from the decision boundary,
 where a MIP settles the sign at the root instead of searching for a counterexample.
-``pruning.train.train(..., adversary=Adversary(...))`` plugs it into any training loop here.
+``pruning.training.train(..., adversary=Adversary(...))`` plugs it into any training loop here.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pruning.methods import METHODS
 from pruning.regularizers import proximal_prune, spr_prune
 from pruning.schedules import gradual_magnitude_prune, magnitude_prune
 from pruning.structured import neuron_masks
-from pruning.train import train
+from pruning.training import train
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch import nn
@@ -80,10 +78,3 @@ def compact(
 def hidden_sizes(model: nn.Module) -> list[int]:
     """Widths of the hidden Linear layers."""
     return [m.out_features for m in model.modules() if isinstance(m, nn.Linear)][:-1]
-
-
-def count_nonzeros(model: nn.Module, layers: Sequence[int] | None = None) -> int:
-    """Nonzero weights (not biases) of the Linear layers."""
-    lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    idx = range(len(lins)) if layers is None else layers
-    return int(sum(int((lins[i].weight != 0).sum()) for i in idx))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pruning.masks import Masks
-from pruning.train import linear_layers, train
+from pruning.training import linear_layers, train
 
 
 def random_masks(

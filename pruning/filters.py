@@ -27,7 +27,7 @@ from pruning.regularizers import (
     mean_stability_terms,
     spr_group_values,
 )
-from pruning.train import Regularizer, train
+from pruning.training import Regularizer, train
 
 # Keyed by the conv layer's index among the model's Conv2d layers; True = filter kept.
 FilterMasks = dict[int, torch.Tensor]
@@ -119,7 +119,7 @@ def apply_filter_masks(model: nn.Module, masks: FilterMasks) -> None:
 
 
 def filter_mask_hooks(model: nn.Module, masks: FilterMasks) -> tuple[Hook, Hook]:
-    """``(on_backward, after_step)`` for ``pruning.train.train``: zero the gradients of masked
+    """``(on_backward, after_step)`` for ``pruning.training.train``: zero the gradients of masked
     filters (so Adam or momentum build no state for them) and re-zero them after each step."""
     convs, bns = conv_layers(model), _following_batchnorms(model)
 

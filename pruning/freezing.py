@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pruning.masks import Masks, apply_masks
-from pruning.train import linear_layers, train
+from pruning.training import linear_layers, train
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pruning.masks import Masks, apply_masks, keep_top
-from pruning.train import linear_layers, train
+from pruning.training import linear_layers, train
 
 
 def _batch(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

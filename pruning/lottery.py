@@ -12,7 +12,7 @@ from torch import nn
 
 from pruning.magnitude import magnitude_masks
 from pruning.masks import Masks, apply_masks, mask_sparsity
-from pruning.train import train
+from pruning.training import train
 
 
 @dataclass

@@ -11,7 +11,7 @@ from torch import nn
 from nn2mip.datasets import Dataset
 from pruning.magnitude import magnitude_masks
 from pruning.structured import neuron_masks
-from pruning.train import make_mlp, train
+from pruning.training import make_mlp, train
 
 
 @dataclass

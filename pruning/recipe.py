@@ -55,7 +55,7 @@ from pruning.regularizers import (
     spr_regularizer,
 )
 from pruning.structured import neuron_masks
-from pruning.train import Regularizer, accuracy, linear_layers, make_mlp, train
+from pruning.training import Regularizer, accuracy, linear_layers, make_mlp, train
 
 OPTIMIZERS = ("sgd", "adam")
 STABILITY_BOUNDS = ("interval", "symbolic")

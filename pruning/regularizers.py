@@ -15,7 +15,7 @@ from torch import nn
 from nn2mip.crown import concretize_box, crown_layers, interval_layers
 from pruning.magnitude import magnitude_masks
 from pruning.masks import Masks, apply_masks, full_masks, masks_from_zeros
-from pruning.train import Regularizer, linear_layers, train
+from pruning.training import Regularizer, linear_layers, train
 
 Hook = Callable[[nn.Module], None]
 
@@ -84,13 +84,6 @@ def group_lasso_prox(lam: float, lr: float) -> Hook:
                     lin.bias.mul_(scale)
 
     return step
-
-
-def group_lasso_penalty(model: nn.Module) -> torch.Tensor:
-    """``sum_g ||w_g||_2`` over hidden neurons (for reporting; training uses the prox step)."""
-    return sum(
-        (neuron_group_norms(lin).sum() for lin in linear_layers(model)[:-1]), torch.zeros(())
-    )
 
 
 # ---------------------------------------------------------------- SPR
@@ -477,15 +470,3 @@ def mean_stability_terms(
     so that each neuron counts once whatever its layer's width."""
     terms = [stability_terms(lo, hi, loss) for lo, hi in bounds]
     return torch.cat([t.flatten() for t in terms]).mean()
-
-
-def stable_fraction(
-    model: nn.Module, x: np.ndarray, eps: float, domain: tuple[float, float] = (0.0, 1.0)
-) -> float:
-    """Fraction of (input, hidden neuron) pairs whose sign interval bounds fix over the ball."""
-    with torch.no_grad():
-        bnds = interval_bounds_torch(
-            copy.deepcopy(model).double(), torch.as_tensor(x, dtype=torch.float64), eps, domain
-        )
-    stable = torch.cat([((lo >= 0) | (hi <= 0)).flatten() for lo, hi in bnds])
-    return float(stable.double().mean())

@@ -10,7 +10,7 @@ from torch import nn
 
 from pruning.magnitude import magnitude_masks
 from pruning.masks import Masks, apply_masks
-from pruning.train import train
+from pruning.training import train
 
 
 def cubic_sparsity(

@@ -47,9 +47,3 @@ def neuron_masks(model: nn.Module, amount: float, existing: Masks | None = None)
             with torch.no_grad():
                 lins[i].bias[drop] = 0.0
     return masks
-
-
-def dead_neurons(model: nn.Module) -> list[torch.Tensor]:
-    """Boolean per hidden neuron: all incoming weights are exactly zero."""
-    lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return [(lin.weight.detach() == 0).all(dim=1) for lin in lins[:-1]]

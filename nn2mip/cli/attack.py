@@ -7,6 +7,7 @@ import re
 import sys
 
 from adversarial.methods import METHODS, NORMS, PROBLEMS
+from nn2mip.bounds_base import DEFAULT_BOUND_METHOD
 from nn2mip.cli.common import (
     DATASETS,
     check_bounds,
@@ -74,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pgd-restarts", type=positive_int, default=8, help="PGD random restarts")
     p.add_argument(
         "--bounds",
-        default="symbolic",
+        default=DEFAULT_BOUND_METHOD,
         help="interval, symbolic, alpha, lp or mip (the last three: at most half of --time-limit)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (as --quiet)")

@@ -18,7 +18,7 @@ from nn2mip.serialize import save_network
 from nn2mip.torch_io import from_torch
 from pruning.compact import compact_network
 from pruning.pairs import PairConfig, train_pair
-from pruning.train import accuracy
+from pruning.training import accuracy
 
 
 @dataclass

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from nn2mip.bounds_base import DEFAULT_BOUND_METHOD
 from nn2mip.cli.common import (
     DATASETS,
     Progress,
@@ -48,7 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar=("LO", "HI"),
         help="input domain box the ball is clipped to",
     )
-    p.add_argument("--bounds", default="symbolic", help="interval, symbolic, alpha, lp or mip")
+    p.add_argument(
+        "--bounds", default=DEFAULT_BOUND_METHOD, help="interval, symbolic, alpha, lp or mip"
+    )
     p.add_argument("--label", type=nonneg_int, default=None, help="true class (objective label)")
     p.add_argument(
         "--target",

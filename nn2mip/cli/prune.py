@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from pruning.catalogue import MethodConfig, run_method
     from pruning.compact import compact_network
     from pruning.masks import load_model, mask_sparsity, masks_to_list
-    from pruning.train import accuracy, linear_layers, make_mlp
+    from pruning.training import accuracy, linear_layers, make_mlp
 
     say = Progress(args.quiet or args.json)
     model, _, meta = load_model(args.model)

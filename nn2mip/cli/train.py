@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     # Imported on use, not at the top: keeps `nn2mip --help` fast.
-    from pruning.train import accuracy, make_mlp, train
+    from pruning.training import accuracy, make_mlp, train
 
     say = Progress(args.quiet or args.json)
     torch.set_num_threads(1)

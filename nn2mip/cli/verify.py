@@ -29,7 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a VNN-LIB property on a network (VNN-COMP style)")
     p.add_argument("network", help="network file (.onnx, or .safetensors written by nn2mip)")
     p.add_argument("property", help="VNN-LIB property (.vnnlib or .vnnlib.gz)")
-    p.add_argument("--timeout", type=positive_float, required=True, help="seconds in total")
+    p.add_argument(
+        "--timeout",
+        "--time-limit",
+        dest="timeout",
+        type=positive_float,
+        required=True,
+        help="seconds in total (--timeout as VNN-COMP names it)",
+    )
     p.add_argument(
         "--out",
         default=None,

@@ -15,7 +15,7 @@ from nn2mip.torch_io import from_torch
 from pruning.compact import compact_network
 from pruning.magnitude import magnitude_masks
 from pruning.structured import neuron_masks
-from pruning.train import accuracy, make_mlp, train
+from pruning.training import accuracy, make_mlp, train
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from adversarial.bab import _Spec, bab_verify
-from adversarial.verify import _disjunct_model
+from adversarial.pipeline import _disjunct_model
 from nn2mip.formulation import build_formulation
 from nn2mip.highs_backend import solve_highs
 from nn2mip.network import Network, network_from_arrays

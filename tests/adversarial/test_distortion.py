@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adversarial.distortion import distance, min_distortion
+from adversarial.pipeline import verify
 from adversarial.query import ball_query
-from adversarial.verify import verify
 from adversarial.witness import check_witness
 from nn2mip.region import ball_region
 

@@ -107,7 +107,7 @@ def test_bad_arguments(digits, digits_nets):
 
 def test_auto_gives_the_mip_only_what_branch_and_bound_left(digits, digits_nets, monkeypatch):
     """With "auto", an undecided branch and bound's time counts against the instance's limit."""
-    import adversarial.verify as pipeline
+    import adversarial.pipeline as pipeline
     from adversarial.bab import BabResult
     from nn2mip.budget import BALL_SHARES
 
@@ -137,7 +137,7 @@ def test_attack_bounds_run_on_the_given_torch_threads(monkeypatch, target):
     """Both attacks compute their bounds on ``threads`` torch threads and restore the count."""
     import torch
 
-    import adversarial.verify as pipeline
+    import adversarial.pipeline as pipeline
     from nn2mip.network import network_from_arrays
 
     seen = []

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from adversarial.pgd import odi_points, pgd_rounds
+from adversarial.pipeline import _disjunct_lower_bound, _output_interval, default_bound_method
 from adversarial.query import SAT_TOL, property_queries
-from adversarial.verify import _disjunct_lower_bound, _output_interval, default_bound_method
 from adversarial.vnnlib_problem import verify_property
 from adversarial.witness import check_query
 from nn2mip.bounds import bound_methods

@@ -7,7 +7,7 @@ import torch
 
 from benchmarks.seed_experiment import grid_recipe, net_file, tag
 from pruning.recipe import SeedSprStep, StabilityStep, l1_ball_bounds, stability_regularizer
-from pruning.train import linear_layers, make_mlp
+from pruning.training import linear_layers, make_mlp
 
 
 def _pre_activations(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:

@@ -39,9 +39,9 @@ def no_work(monkeypatch):
     import adversarial.vnnlib_problem
     import nn2mip.cli.demo_flow
     import pruning.catalogue
-    import pruning.train
+    import pruning.training
 
-    monkeypatch.setattr(pruning.train, "train", _stop)
+    monkeypatch.setattr(pruning.training, "train", _stop)
     monkeypatch.setattr(pruning.catalogue, "run_method", _stop)
     monkeypatch.setattr(adversarial.batch, "run_batch", _stop)
     monkeypatch.setattr(adversarial.report, "build_report", _stop)

@@ -111,12 +111,12 @@ def test_mnist_found_through_the_environment(tmp_path, monkeypatch) -> None:
 def test_out_of_memory_is_a_one_line_error(tmp_path, monkeypatch, capsys) -> None:
     """torch reports a failed allocation as a RuntimeError: one line, not 'internal error'.
     (Simulated: a real 256 GB request could be granted lazily and then OOM-kill the run.)"""
-    import pruning.train
+    import pruning.training
 
     def huge(*_a: object, **_k: object) -> None:
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 256 GB")
 
-    monkeypatch.setattr(pruning.train, "make_mlp", huge)
+    monkeypatch.setattr(pruning.training, "make_mlp", huge)
     rc = main(["train", "--hidden", "1000000000", "--out", str(tmp_path / "t.safetensors"), "-q"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("nn2mip: error: out of memory") and "\n" not in err

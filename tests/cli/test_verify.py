@@ -131,3 +131,11 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, digits_onnx):
         assert needle in err, (what, err)
     assert main(["verify", str(model), str(good), "--timeout", "0"]) == 2
     assert "must be a finite number > 0, got 0" in capsys.readouterr().err
+
+
+def test_time_limit_is_an_alias_of_timeout() -> None:
+    from nn2mip.cli import build_parser
+
+    parser = build_parser("verify")
+    for flag in ("--timeout", "--time-limit"):
+        assert parser.parse_args(["verify", "n.onnx", "p.vnnlib", flag, "7.5"]).timeout == 7.5

@@ -13,7 +13,7 @@ from nn2mip.network import Network, network_from_arrays
 from nn2mip.torch_io import from_torch
 from pruning.compact import compact_network
 from pruning.structured import neuron_masks
-from pruning.train import make_mlp, train
+from pruning.training import make_mlp, train
 
 
 @cache

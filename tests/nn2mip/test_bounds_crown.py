@@ -171,7 +171,7 @@ def test_l1_interval_bounds_for_training_hold_on_sampled_points():
     """``pruning.regularizers.interval_bounds_torch`` over L1 balls (the seed recipe's bounds,
     ``domain=None``, and the tighter ball-in-box ones) contain sampled pre-activations."""
     from pruning.regularizers import interval_bounds_torch
-    from pruning.train import make_mlp
+    from pruning.training import make_mlp
 
     model = make_mlp(64, [24, 24], 10, seed=3).double()
     xs = digits().x_test[:3]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nn2mip.datasets import Dataset, load_digits
-from pruning.train import make_mlp, train
+from pruning.training import make_mlp, train
 
 
 @pytest.fixture(scope="session", autouse=True)

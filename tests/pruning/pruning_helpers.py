@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from nn2mip.datasets import Dataset
-from pruning.train import make_mlp
+from pruning.training import make_mlp
 
 
 def fresh(digits: Dataset, hidden: tuple[int, ...] = (32, 32), seed: int = 0) -> nn.Sequential:

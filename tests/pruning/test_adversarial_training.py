@@ -9,7 +9,7 @@ from torch import nn
 
 from nn2mip.errors import InvalidInputError
 from pruning.adversarial_training import Adversary, robust_accuracy
-from pruning.train import accuracy, make_mlp, train
+from pruning.training import accuracy, make_mlp, train
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pruning_helpers import fresh, weight_sparsity
 from pruning.catalogue import MethodConfig, run_method
 from pruning.compact import compact, hidden_sizes
 from pruning.methods import FROM_SCRATCH, METHODS, STRUCTURED
-from pruning.train import linear_layers
+from pruning.training import linear_layers
 
 CFG = MethodConfig(finetune_epochs=1, epochs=2, rounds=2, iterations=5, update_interval=10)
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from nn2mip.torch_io import from_torch
 from pruning.compact import compact, compact_network, hidden_sizes
-from pruning.train import make_mlp
+from pruning.training import make_mlp
 
 
 def _net() -> nn.Sequential:

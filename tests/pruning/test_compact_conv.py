@@ -21,7 +21,7 @@ from pruning.compact_conv import (
 from pruning.filters import apply_filter_masks, filter_masks
 from pruning.masks import apply_masks
 from pruning.structured import neuron_masks
-from pruning.train import make_cnn
+from pruning.training import make_cnn
 
 
 def _bn_cnn(seed: int = 0) -> nn.Sequential:

@@ -7,7 +7,7 @@ import torch
 from pruning_helpers import fresh, weight_sparsity
 
 from pruning.dynamic import random_masks, sparse_train
-from pruning.train import accuracy, linear_layers
+from pruning.training import accuracy, linear_layers
 
 
 @pytest.mark.parametrize("method", ["set", "rigl"])

@@ -32,7 +32,7 @@ from pruning.filters import (
     masks_from_zero_filters,
     select_filters_to_drop,
 )
-from pruning.train import accuracy, make_cnn, train
+from pruning.training import accuracy, make_cnn, train
 
 
 def _images(x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from pruning_helpers import fresh
 from nn2mip.serialize import load_network_and_masks
 from pruning.freezing import frozen_train, supermask_train
 from pruning.masks import mask_sparsity, save_model
-from pruning.train import linear_layers
+from pruning.training import linear_layers
 
 
 def test_frozen_layers_keep_their_init(digits):

@@ -8,7 +8,7 @@ from pruning_helpers import fresh, weight_sparsity
 
 from pruning.init_pruning import prune_at_init, synflow_masks
 from pruning.masks import mask_sparsity
-from pruning.train import accuracy, linear_layers
+from pruning.training import accuracy, linear_layers
 
 
 @pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])

@@ -7,7 +7,7 @@ import torch
 from pruning_helpers import fresh, weight_sparsity
 
 from pruning.lottery import lottery_ticket
-from pruning.train import linear_layers
+from pruning.training import linear_layers
 
 
 @pytest.mark.parametrize("rewind", [0, 5])

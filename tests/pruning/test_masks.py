@@ -8,7 +8,7 @@ import torch
 
 from pruning.magnitude import magnitude_masks
 from pruning.masks import apply_masks, keep_top, load_model, mask_sparsity, save_model
-from pruning.train import linear_layers, train
+from pruning.training import linear_layers, train
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

@@ -31,7 +31,7 @@ from pruning.recipe import (
     recipe_from_tag,
     run_recipe,
 )
-from pruning.train import linear_layers, make_mlp
+from pruning.training import linear_layers, make_mlp
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "data" / "recipes"

@@ -27,7 +27,7 @@ from pruning.regularizers import (
     stability_terms,
     symbolic_bounds_torch,
 )
-from pruning.train import accuracy, linear_layers, train
+from pruning.training import accuracy, linear_layers, train
 
 
 def test_l1_prox_gives_exact_zeros(digits, trained):

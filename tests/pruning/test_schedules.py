@@ -7,7 +7,7 @@ import torch
 from pruning_helpers import weight_sparsity
 
 from pruning.schedules import cubic_sparsity, gradual_magnitude_prune, magnitude_prune
-from pruning.train import linear_layers
+from pruning.training import linear_layers
 
 
 def test_cubic_schedule_formula():

@@ -12,7 +12,7 @@ from torch import nn
 
 from pruning.masks import apply_masks
 from pruning.structured import neuron_masks, neuron_norms
-from pruning.train import linear_layers, make_mlp
+from pruning.training import linear_layers, make_mlp
 
 FAST = settings(max_examples=30, deadline=None, database=None)
 

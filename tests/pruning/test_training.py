@@ -12,7 +12,7 @@ from torch import nn
 
 from nn2mip.torch_io import from_torch
 from pruning.masks import full_masks
-from pruning.train import accuracy, linear_layers, make_mlp, train
+from pruning.training import accuracy, linear_layers, make_mlp, train
 
 
 def _cross_entropy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:

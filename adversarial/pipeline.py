@@ -228,7 +228,7 @@ class _Run:
 
         # Bounds and one encoding.
         cap = budget.share(budget.shares.bounds_share * portion)
-        form = build_formulation(net, region, bound_method=out.bound_method, bound_time_limit=cap)
+        form = build_formulation(net, region, bound_method=out.bound_method, time_limit=cap)
         out.add_time("bounds", form.bounds_time)
         out.add_time("build", form.build_time)
         out.stats = form.stats()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from adversarial.pgd import ball_attack
+from adversarial.pipeline import verify
 from adversarial.query import ball_query
-from adversarial.verify import verify
 from adversarial.witness import margin_of
 from nn2mip.errors import InvalidInputError
 from nn2mip.network import network_from_arrays
