@@ -19,6 +19,7 @@ COMMANDS = [
     "nn2mip.commands.attack",
     "nn2mip.commands.report",
     "nn2mip.commands.verify",
+    "nn2mip.commands.optimize",
 ]
 
 

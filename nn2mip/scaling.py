@@ -17,9 +17,8 @@ from nn2mip.network import AffineLayer, Network
 
 
 def _vector(v: np.ndarray | float, n: int, what: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(-1)
-    if a.size == 1:
-        a = np.full(n, float(a[0]))
+    a = np.asarray(v, dtype=np.float64)
+    a = np.full(n, float(a)) if a.ndim == 0 else a.reshape(-1)  # only true scalars broadcast
     if a.shape != (n,):
         raise InvalidInputError(f"{what} has {a.size} entries, expected {n}")
     if not np.all(np.isfinite(a)):
