@@ -516,6 +516,72 @@ def _print(r: Row) -> None:
     )
 
 
+def _f(v: Any, fmt: str = ".3g") -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The results as Markdown: every row, then per problem and size the agreement of the
+    optima, nn2mip's end-to-end speed ratio vs OMLT, and pruned-vs-dense solve ratios."""
+    rows = doc["rows"]
+    lines = [
+        "| problem | size | variant | tool | status | optimum (re-checked) | proven bound "
+        "| binaries | neurons | build s | solve s | total s | val MSE | note |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        e = r["extra"]
+        note = e.get("note", "")
+        if "err_H2" in e:
+            note += f" H2 err vs nearest data {e['err_H2']:+.2g}, N2 {e['err_N2']:+.2g}"
+        if "grid_min" in e:
+            note += f" grid min {e['grid_min']:.9g}; data min {e['data_min']:.6g}"
+            note += f" at x={e['data_argmin']:.4g}, surrogate argmin x={e['x'][0]:.4g}"
+        if "flipped" in e:
+            note += f" flipped={e['flipped']}; changed {e['changed']}"
+        lines.append(
+            f"| {r['problem']} | {r['size']} | {r['variant']} | {r['tool']} | {r['status']} "
+            f"| {_f(r['objective'], '.9g')} | {_f(r['bound'], '.9g')} | {r['binaries']} "
+            f"| {r['neurons']} | {_f(r['build'], '.2f')} | {_f(r['solve'], '.2f')} "
+            f"| {_f(r['total'], '.2f')} | {_f(r['val_mse'], '.3g')} | {note.strip()} |"
+        )
+    lines += ["", "| problem | size | optimum agreement (max rel. diff) | OMLT / nn2mip total "
+              "| PySCIPOpt-ML / nn2mip total | pruned solve speed-up (dense > 10 s) |",
+              "|---|---|---:|---:|---:|---|"]  # fmt: skip
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["problem"], r["size"]), []).append(r)
+    for (prob, size), rs in groups.items():
+        dense = {r["tool"]: r for r in rs if r["variant"] == "dense"}
+        objs = [r["objective"] for r in dense.values() if r["objective"] is not None]
+        opt = [r["objective"] for r in dense.values() if r["status"] == "optimal"]
+        agree = "-"
+        if len(opt) > 1:
+            ref = max(abs(v) for v in opt) or 1.0
+            agree = f"{(max(opt) - min(opt)) / ref:.1e} ({len(opt)} optimal)"
+        elif objs:
+            agree = f"only {len(opt)} optimal"
+        nn = dense.get("nn2mip")
+
+        def ratio(tool: str, nn: dict[str, Any] | None = nn, dense: Any = dense) -> str:
+            if nn is None or tool not in dense:
+                return "-"
+            both = nn["status"] == "optimal" and dense[tool]["status"] == "optimal"
+            return f"{dense[tool]['total'] / nn['total']:.2f}x" + ("" if both else " (capped)")
+
+        sp = []
+        if nn is not None and nn["total"] > 10:
+            for r in rs:
+                if r["variant"] != "dense" and r["tool"] == "nn2mip":
+                    capped = "" if nn["status"] == "optimal" else ">="
+                    sp.append(f"{r['variant']} {capped}{nn['solve'] / r['solve']:.1f}x")
+        lines.append(
+            f"| {prob} | {size} | {agree} | {ratio('OMLT')} | {ratio('PySCIPOpt-ML')} "
+            f"| {', '.join(sp) or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", default=["reformer", "diabetes", "sin"])
@@ -524,7 +590,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--out", default=str(OUT / "constraint_learning.json"))
+    ap.add_argument("--render", default=None, help="only print the Markdown of a results file")
     args = ap.parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(Path(args.render).read_text())), end="")
+        return 0
     torch.set_num_threads(1)
     rows: list[Row] = []
     t0 = time.perf_counter()
@@ -543,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [asdict(r) for r in rows],
     }
     out.write_text(json.dumps(doc, indent=1, default=float) + "\n")
-    print(f"wrote {out}")
+    out.with_suffix(".md").write_text(render_markdown(doc))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 
 
