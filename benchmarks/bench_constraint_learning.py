@@ -574,7 +574,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
             for r in rs:
                 if r["variant"] != "dense" and r["tool"] == "nn2mip":
                     capped = "" if nn["status"] == "optimal" else ">="
-                    sp.append(f"{r['variant']} {capped}{nn['solve'] / r['solve']:.1f}x")
+                    text = f"{r['variant']} {capped}{nn['solve'] / r['solve']:.1f}x"
+                    if r["status"] != "optimal":
+                        text = f"{r['variant']} capped too"
+                    if "none within 1%" in r["extra"].get("note", ""):
+                        text += " (val MSE not within 1%)"
+                    sp.append(text)
         lines.append(
             f"| {prob} | {size} | {agree} | {ratio('OMLT')} | {ratio('PySCIPOpt-ML')} "
             f"| {', '.join(sp) or '-'} |"
