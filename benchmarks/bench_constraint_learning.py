@@ -545,7 +545,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
             note += f" grid min {e['grid_min']:.9g}; data min {e['data_min']:.6g}"
             note += f" at x={e['data_argmin']:.4g}, surrogate argmin x={e['x'][0]:.4g}"
         if "flipped" in e:
-            note += f" flipped={e['flipped']}; changed {e['changed']}"
+            moved = {
+                f: f"{a:g}->{b:.6g}"
+                for f, (a, b) in e["changed"].items()
+                if abs(b - a) > 1e-6 * (1 + abs(a))  # solver noise is not a change
+            }
+            note += f" flipped={e['flipped']}; changed {moved}"
         lines.append(
             f"| {r['problem']} | {r['size']} | {r['variant']} | {r['tool']} | {r['status']} "
             f"| {_f(r['objective'], '.9g')} | {_f(r['bound'], '.9g')} | {r['binaries']} "
