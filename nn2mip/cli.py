@@ -25,6 +25,7 @@ COMMANDS = [
     "nn2mip.commands.attack",
     "nn2mip.commands.report",
     "nn2mip.commands.verify",
+    "nn2mip.commands.optimize",
 ]
 
 # Set to see the traceback of an unexpected error instead of its one-line summary.

@@ -30,6 +30,10 @@ METHODS = (
 # sparsify at initialization, or need the initial weights to rewind to).
 FROM_SCRATCH = ("lottery", "snip", "grasp", "synflow", "set", "rigl")
 
+# Methods that also prune regression nets (float targets, MSE loss): all but the two whose
+# saliency is a cross-entropy gradient.
+REGRESSION = tuple(m for m in METHODS if m not in ("snip", "grasp"))
+
 # Structured methods: ``amount`` is the fraction of hidden neurons removed per layer.
 STRUCTURED = ("neuron", "group-lasso", "spr")
 
@@ -66,10 +70,15 @@ def run_method(
     from pruning.regularizers import proximal_prune, spr_prune
     from pruning.schedules import gradual_magnitude_prune, magnitude_prune
     from pruning.structured import neuron_masks
-    from pruning.train import train
+    from pruning.train import loss_kind, train
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if loss_kind(y) == "mse" and method not in REGRESSION:
+        raise ValueError(
+            f"{method} scores weights by a cross-entropy gradient and needs class labels; "
+            f"for regression targets choose from {', '.join(REGRESSION)}"
+        )
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must be in [0, 1), got {amount}")
     common = dict(lr=cfg.lr, optimizer=cfg.optimizer, seed=cfg.seed)
