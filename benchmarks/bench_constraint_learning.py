@@ -40,8 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.network import AffineLayer, Network  # noqa: E402
-from nn2mip.optimize import optimize  # noqa: E402
+from nn2mip.optimization import optimize  # noqa: E402
 from nn2mip.scaling import Scaling, fold_scaling  # noqa: E402
 from nn2mip.torch_io import from_torch  # noqa: E402
 from pruning.catalogue import MethodConfig, run_method  # noqa: E402
@@ -103,6 +104,10 @@ class Row:
     val_mse: float | None = None
     recheck_error: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# The page block this script writes with --write-page (BENCHMARKS.md, section 6).
+TITLE = "Constraint learning: every row (issue 25)"
 
 
 def _value(q: Question, x: np.ndarray) -> tuple[float, float]:
@@ -609,9 +614,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--out", default=str(OUT / "constraint_learning.json"))
     ap.add_argument("--render", default=None, help="only print the Markdown of a results file")
+    ap.add_argument(
+        "--write-page",
+        action="store_true",
+        help=f"also put the rows into BENCHMARKS.md's '{TITLE}' block (with --render: from a file)",
+    )
     args = ap.parse_args(argv)
     if args.render:
-        print(render_markdown(json.loads(Path(args.render).read_text())), end="")
+        md = render_markdown(json.loads(Path(args.render).read_text()))
+        if args.write_page:
+            write_section(TITLE, md)
+        else:
+            print(md, end="")
         return 0
     torch.set_num_threads(1)
     rows: list[Row] = []
@@ -632,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     out.with_suffix(".md").write_text(render_markdown(doc))
+    if args.write_page:
+        write_section(TITLE, render_markdown(doc))
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 

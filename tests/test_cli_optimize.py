@@ -9,7 +9,7 @@ import pytest
 
 from nn2mip.cli import main
 from nn2mip.network import network_from_arrays
-from nn2mip.optimize import optimize
+from nn2mip.optimization import optimize
 from nn2mip.scaling import Scaling, fold_scaling
 from nn2mip.serialize import save_network
 

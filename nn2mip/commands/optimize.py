@@ -179,7 +179,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nn2mip.optimize import optimize
+    from nn2mip.optimization import optimize
     from nn2mip.scaling import Scaling, fold_scaling
     from nn2mip.serialize import load_network
 

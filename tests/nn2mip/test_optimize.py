@@ -9,7 +9,7 @@ import pytest
 
 from nn2mip.errors import InvalidInputError
 from nn2mip.network import network_from_arrays
-from nn2mip.optimize import LinearConstraint, optimize
+from nn2mip.optimization import LinearConstraint, optimize
 from nn2mip.pyomo_backend import add_network, solve_pyomo
 from nn2mip.scaling import Scaling, fold_scaling
 
@@ -169,7 +169,7 @@ def test_bad_problems_fail_clearly(net2, kwargs, match):
 
 def test_package_level_call_works_after_submodule_import(net2):
     import nn2mip
-    import nn2mip.optimize as module
+    import nn2mip.optimization as module
 
     r = nn2mip.optimize(net2, {"y0": 1.0}, bounds=[(-1, 1), (-1, 1)], time_limit=60)
     assert r.status == "optimal"

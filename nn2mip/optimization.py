@@ -12,9 +12,7 @@ them within tolerance.
 from __future__ import annotations
 
 import math
-import sys
 import time
-import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -379,15 +377,3 @@ def _stats(model: MipModel, enc: Any, net: Network) -> FormulationStats:
         nonzeros=int(model.matrix().nnz),
         **enc.kind_counts(),
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``nn2mip.optimize(...)`` must work even after ``import nn2mip.optimize`` has bound the
-    package attribute to this module (the import system does that): calling the module calls
-    ``optimize``. Setting a module's ``__class__`` is the documented way to customize it."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> OptimizeResult:
-        return optimize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
