@@ -8,6 +8,7 @@ IR and files: ``Network``, ``AffineLayer``, ``load_network``, ``save_network``, 
 ``save_onnx``, ``from_torch``, ``to_torch``, ``load_vnnlib``, ``load_digits``, ``load_dataset``.
 Regions and bounds: ``ball_region``, ``box_region``, ``compute_bounds``, ``DEFAULT_BOUND_METHOD``.
 MIPs: ``build_formulation``, ``solve_highs``, ``add_network`` (into a Pyomo model), ``solve_pyomo``.
+Optimization over a trained model (constraint learning): ``optimize``.
 Time: ``Budget``. Errors: ``Nn2mipError`` and its subclasses in ``nn2mip.errors``.
 
 The names load on first use (PEP 562), so ``import nn2mip`` stays cheap: the command line
@@ -42,6 +43,7 @@ _EXPORTS = {
     "solve_pyomo": "nn2mip.pyomo_backend",
     "Budget": "nn2mip.budget",
     "Nn2mipError": "nn2mip.errors",
+    "optimize": "nn2mip.optimization",
 }
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "load_network",
     "load_onnx",
     "load_vnnlib",
+    "optimize",
     "save_network",
     "save_onnx",
     "solve_highs",
@@ -91,6 +94,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from nn2mip.highs_backend import solve_highs
     from nn2mip.network import AffineLayer, Network
     from nn2mip.onnx_io import load_onnx, save_onnx
+    from nn2mip.optimization import optimize
     from nn2mip.pyomo_backend import add_network, solve_pyomo
     from nn2mip.region import ball_region, box_region
     from nn2mip.serialize import load_network, save_network

@@ -12,11 +12,11 @@ from pruning.dynamic import sparse_train
 from pruning.init_pruning import prune_at_init
 from pruning.lottery import lottery_ticket
 from pruning.masks import Masks
-from pruning.methods import METHODS
+from pruning.methods import METHODS, REGRESSION
 from pruning.regularizers import proximal_prune, spr_prune
 from pruning.schedules import gradual_magnitude_prune, magnitude_prune
 from pruning.structured import neuron_masks
-from pruning.training import train
+from pruning.training import loss_kind, train
 
 
 @dataclass
@@ -47,6 +47,11 @@ def run_method(
     ``FROM_SCRATCH`` methods) and return the pruned model and its masks (not compacted)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if loss_kind(y) == "mse" and method not in REGRESSION:
+        raise ValueError(
+            f"{method} scores weights by a cross-entropy gradient and needs class labels; "
+            f"for regression targets choose from {', '.join(REGRESSION)}"
+        )
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must be in [0, 1), got {amount}")
     common = dict(lr=cfg.lr, optimizer=cfg.optimizer, seed=cfg.seed)

@@ -25,7 +25,11 @@ METHODS = (
 # sparsify at initialization, or need the initial weights to rewind to).
 FROM_SCRATCH = ("lottery", "snip", "grasp", "synflow", "set", "rigl")
 
+# Methods that also prune regression nets (float targets, MSE loss): all but the two whose
+# saliency is a cross-entropy gradient.
+REGRESSION = tuple(m for m in METHODS if m not in ("snip", "grasp"))
+
 # Structured methods: ``amount`` is the fraction of hidden neurons removed per layer.
 STRUCTURED = ("neuron", "group-lasso", "spr")
 
-__all__ = ["FROM_SCRATCH", "METHODS", "STRUCTURED"]
+__all__ = ["FROM_SCRATCH", "METHODS", "REGRESSION", "STRUCTURED"]

@@ -82,8 +82,13 @@ def train(
     on_backward: Callable[[nn.Module], None] | None = None,
     weight_decay: float = 0.0,
     adversary: Adversary | None = None,
+    loss: str | None = None,
 ) -> nn.Module:
     """Minimize cross-entropy (+ ``regularizer(model, batch_x)``) in place and return the model.
+
+    ``loss``: "ce" (class labels) or "mse" (regression targets, one column per output); by
+    default "mse" when ``y`` is a floating-point array, so every pruning method that trains
+    through here fits surrogates (regression) as well as classifiers.
 
     Masked weights get zero gradients (so optimizer state never builds up for them) and are
     zeroed again after every optimizer step, so momentum or weight decay can never revive them.
@@ -95,7 +100,13 @@ def train(
     """
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.long)
+    loss = loss_kind(y) if loss is None else loss
+    if loss == "mse":
+        yt = torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
+    elif loss == "ce":
+        yt = torch.as_tensor(y, dtype=torch.long)
+    else:
+        raise ValueError(f"unknown loss {loss!r}; choose 'ce' or 'mse'")
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -103,7 +114,7 @@ def train(
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'sgd'")
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn: nn.Module = nn.MSELoss() if loss == "mse" else nn.CrossEntropyLoss()
     if masks is not None:
         apply_masks(model, masks)
     model.train()
@@ -113,12 +124,12 @@ def train(
             idx = perm[start : start + batch_size]
             opt.zero_grad()
             if adversary is not None:
-                loss = adversary.loss(model, xt[idx], yt[idx], loss_fn)
+                batch_loss = adversary.loss(model, xt[idx], yt[idx], loss_fn)
             else:
-                loss = loss_fn(model(xt[idx]), yt[idx])
+                batch_loss = loss_fn(model(xt[idx]), yt[idx])
             if regularizer is not None:
-                loss = loss + regularizer(model, xt[idx])
-            loss.backward()
+                batch_loss = batch_loss + regularizer(model, xt[idx])
+            batch_loss.backward()
             if on_backward is not None:
                 on_backward(model)
             if masks is not None:
@@ -138,3 +149,16 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     with torch.no_grad():
         p = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype)).argmax(dim=1)
     return float((p.numpy() == np.asarray(y)).mean())
+
+
+def loss_kind(y: np.ndarray) -> str:
+    """ "mse" for floating-point targets (regression), "ce" for integer class labels."""
+    return "mse" if np.issubdtype(np.asarray(y).dtype, np.floating) else "ce"
+
+
+def mse(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared error of ``model`` on regression targets ``y`` (n, outputs) or (n,)."""
+    model.eval()
+    with torch.no_grad():
+        p = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype)).double().numpy()
+    return float(np.mean((p - np.asarray(y, np.float64).reshape(p.shape)) ** 2))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -28,12 +29,13 @@ def test_nn2mip_exports_match_its_table() -> None:
 
 
 def test_function_names_do_not_shadow_modules() -> None:
-    """``verify`` and ``train`` are functions; their modules are ``pipeline`` and ``training``,
-    so ``import adversarial.pipeline as m`` and the package attribute never collide."""
+    """``verify``, ``train`` and ``optimize`` are functions; their modules are ``pipeline``,
+    ``training`` and ``optimization``, so importing a module never shadows the function."""
     import adversarial.pipeline as pipeline
     import pruning.training as training
 
     assert adversarial.verify is pipeline.verify and pruning.train is training.train
+    assert nn2mip.optimize is importlib.import_module("nn2mip.optimization").optimize
 
 
 def test_import_nn2mip_loads_no_torch() -> None:

@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "nn2mip.cli.verify",
         "check a VNN-LIB property on a network (VNN-COMP style)",
     ),
+    "optimize": (
+        "nn2mip.cli.optimize",
+        "optimize a linear objective over a model's inputs and outputs",
+    ),
 }
 
 # Set to see the traceback of an unexpected error instead of its one-line summary.

@@ -20,7 +20,14 @@ SCRIPTS = ROOT / "benchmarks"
 # Module-level names the scripts give their section title (a leading "## " is dropped).
 TITLE_NAMES = {"TITLE", "SECTION", "HEADING"}
 # The issue's questions, in its order, then the pointer to the notes.
-QUESTIONS = ["seed experiment", "OMLT and PySCIPOpt-ML", "VNN-COMP", "Batch", "Bounds"]
+QUESTIONS = [
+    "seed experiment",
+    "OMLT and PySCIPOpt-ML",
+    "VNN-COMP",
+    "Batch",
+    "Bounds",
+    "Constraint learning",
+]
 PEERS = "Peers: OMLT and PySCIPOpt-ML (issue 7)"
 
 
