@@ -120,6 +120,7 @@ def solve_highs(
     relax_integrality: bool = False,
     verbose: bool = False,
     options: dict[str, object] | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SolveResult:
     """Solve ``model`` with HiGHS.
 
@@ -127,6 +128,8 @@ def solve_highs(
     ``stop_below`` (max models): stop as soon as the dual bound proves the optimum is below it.
     For min models the roles mirror (``stop_below`` on solutions, ``stop_above`` on the bound).
     These two make sign-only questions ("is the margin ever positive?") stop early.
+    ``start``: (columns, values) of a known, possibly partial, solution that HiGHS completes
+    and starts from.
     """
     if time_limit is not None and not (time_limit > 0):
         raise InvalidInputError(f"time limit must be positive, got {time_limit}")
@@ -150,6 +153,9 @@ def solve_highs(
     if relax_integrality:
         lp.integrality_ = []
     h.passModel(lp)
+    if start is not None:
+        idx, val = start
+        h.setSolution(int(len(idx)), np.asarray(idx, np.int32), np.asarray(val, np.float64))
     t0 = time.perf_counter()
     h.run()
     elapsed = time.perf_counter() - t0

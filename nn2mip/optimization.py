@@ -234,6 +234,7 @@ def optimize(
     bound_method: str = DEFAULT_BOUND_METHOD,
     threads: int = 1,
     verbose: bool = False,
+    heuristic_samples: int = 4096,
 ) -> OptimizeResult:
     """Optimize a linear objective over a network's inputs and outputs with HiGHS.
 
@@ -246,6 +247,9 @@ def optimize(
     ``y0, y1, ...``) or referred to as ``("x", i)`` / ``("y", j)``.
     ``mip_gap``: the relative gap at which HiGHS stops (its default 1e-4 is too loose to
     compare optima). ``stop_at``: stop as soon as a solution at least this good is found.
+    ``heuristic_samples``: inputs sampled in the box (then refined around the best) whose best
+    feasible one is handed to HiGHS as a starting solution (0: none); on wide nets HiGHS alone
+    may find no feasible point within the limit.
     """
     t0 = time.perf_counter()
     if sense not in ("max", "min"):
@@ -301,7 +305,15 @@ def optimize(
     stop = {}
     if stop_at is not None:
         stop = {"stop_above": stop_at} if sense == "max" else {"stop_below": stop_at}
-    left = None if time_limit is None else max(time_limit - (t2 - t0), 1e-2)
+    start = None
+    if heuristic_samples > 0:
+        x_start = sampled_incumbent(
+            net, lower, upper, is_int, model, xc, enc.output_cols, con_rows, heuristic_samples
+        )
+        if x_start is not None:
+            start = network_start(net, enc, x_start)
+    t3 = time.perf_counter()
+    left = None if time_limit is None else max(time_limit - (t3 - t0), 1e-2)
     res = solve_highs(
         model,
         time_limit=left,
@@ -309,6 +321,7 @@ def optimize(
         mip_feasibility_tolerance=None,
         verbose=verbose,
         options={"mip_rel_gap": float(mip_gap)},
+        start=start,
         **stop,
     )
     out = OptimizeResult(
@@ -377,3 +390,80 @@ def _stats(model: MipModel, enc: Any, net: Network) -> FormulationStats:
         nonzeros=int(model.matrix().nnz),
         **enc.kind_counts(),
     )
+
+
+def _linear_values(
+    cols: np.ndarray,
+    coefs: np.ndarray,
+    xc: np.ndarray,
+    yc: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    """Per row of (x, y): the value of sum coefs * column over input and output columns."""
+    pos = {int(c): ("x", i) for i, c in enumerate(xc)}
+    pos.update({int(c): ("y", j) for j, c in enumerate(yc)})
+    out = np.zeros(x.shape[0])
+    for c, a in zip(cols, coefs, strict=True):
+        kind, i = pos[int(c)]
+        out += a * (x[:, i] if kind == "x" else y[:, i])
+    return out
+
+
+def sampled_incumbent(
+    net: Network,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    is_int: np.ndarray,
+    model: MipModel,
+    xc: np.ndarray,
+    yc: np.ndarray,
+    con_rows: Sequence[tuple[np.ndarray, np.ndarray, LinearConstraint]],
+    samples: int,
+    rounds: int = 4,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """The best input, by the model's objective, among ``samples`` uniform points of the box
+    and ``rounds`` of samples around the best one so far (radius halved each round), that meets
+    every constraint by the forward pass; None when no sample does."""
+    rng = np.random.default_rng(seed)
+    obj_cols = np.fromiter(model.cost.keys(), dtype=np.int64)
+    obj_coefs = np.fromiter(model.cost.values(), dtype=np.float64)
+    sign = 1.0 if model.sense == "max" else -1.0
+    width = upper - lower
+    best, best_val = None, -np.inf
+    for r in range(rounds + 1):
+        if r == 0 or best is None:
+            x = lower + rng.random((samples, lower.size)) * width
+        else:
+            step = width * 0.5**r
+            x = np.clip(best + (rng.random((samples, lower.size)) * 2 - 1) * step, lower, upper)
+        x[:, is_int] = np.clip(np.round(x[:, is_int]), lower[is_int], upper[is_int])
+        y = net.forward(x)
+        ok = np.ones(samples, dtype=bool)
+        for cols, coefs, c in con_rows:
+            v = _linear_values(cols, coefs, xc, yc, x, y)
+            ok &= (v >= c.lower - 1e-9) & (v <= c.upper + 1e-9)
+        if not ok.any():
+            continue
+        val = sign * _linear_values(obj_cols, obj_coefs, xc, yc, x, y)
+        val[~ok] = -np.inf
+        i = int(np.argmax(val))
+        if val[i] > best_val:
+            best, best_val = x[i].copy(), float(val[i])
+    return best
+
+
+def network_start(net: Network, enc: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A partial MIP solution for input ``x``: the input columns and every ReLU binary set by
+    the sign of its pre-activation (HiGHS completes the continuous columns). Max layers'
+    binaries are left to HiGHS."""
+    cols, vals = [enc.input_cols], [np.asarray(x, dtype=np.float64)]
+    for k, z in enumerate(net.pre_activations(x[None, :])):
+        bins = enc.binary_cols[k]
+        if net.layers[k].groups is not None or bins.size != z.shape[1]:
+            continue
+        has = bins >= 0
+        cols.append(bins[has])
+        vals.append((z[0, has] > 0).astype(np.float64))
+    return np.concatenate(cols).astype(np.int64), np.concatenate(vals)

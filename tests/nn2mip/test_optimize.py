@@ -176,3 +176,41 @@ def test_package_level_call_works_after_submodule_import(net2):
     assert module.optimize(net2, {"y0": 1.0}, bounds=[(-1, 1)] * 2).objective == pytest.approx(
         r.objective, rel=1e-9
     )
+
+
+def test_the_sampled_start_is_feasible_and_highs_completes_it():
+    """The heuristic's point meets the constraints by the forward pass; fixing the MIP's inputs
+    and the start's binaries leaves a feasible model whose outputs are the forward pass; and
+    with a start HiGHS stopped at its first node already holds a solution at least as good."""
+    from nn2mip.bounds import compute_bounds
+    from nn2mip.encoding import encode_network
+    from nn2mip.highs_backend import solve_highs
+    from nn2mip.mip import MipModel
+    from nn2mip.optimization import network_start, sampled_incumbent
+    from nn2mip.region import box_region
+
+    net = _net(5, [3, 40, 40, 2])
+    lo, hi = -np.ones(3), np.ones(3)
+    bounds = compute_bounds(net, box_region(lo, hi), "symbolic")
+
+    def build():
+        model = MipModel()
+        xc = model.add_cols(lo, hi)
+        enc = encode_network(model, net, bounds, xc)
+        model.set_objective(enc.output_cols[[0]], np.array([1.0]), "max")
+        model.add_rows(np.zeros(1), enc.output_cols[[1]], np.array([1.0]), -np.inf, 0.0, n=1)
+        return model, xc, enc
+
+    model, xc, enc = build()
+    con = LinearConstraint({"y1": 1.0}, upper=0.0)
+    rows = [(enc.output_cols[[1]], np.array([1.0]), con)]
+    x = sampled_incumbent(net, lo, hi, np.zeros(3, bool), model, xc, enc.output_cols, rows, 512)
+    assert x is not None and net.forward(x)[1] <= 1e-9
+    cols, vals = network_start(net, enc, x)
+    fixed, _, _ = build()
+    fixed.add_rows(np.arange(cols.size), cols, np.ones(cols.size), vals, vals, n=cols.size)
+    res = solve_highs(fixed, time_limit=30)
+    assert res.status == "optimal"
+    np.testing.assert_allclose(res.x[enc.output_cols], net.forward(x), atol=1e-6)
+    started = solve_highs(model, time_limit=30, start=(cols, vals), options={"mip_max_nodes": 0})
+    assert started.objective is not None and started.objective >= net.forward(x)[0] - 1e-6
