@@ -95,8 +95,9 @@ def _abs_map(w: torch.Tensor) -> torch.Tensor:
 
 
 def _dense_rows(w: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-    dense = w if w.layout == torch.strided else w.to_dense()
-    return dense if rows is None else dense[rows]
+    if w.layout == torch.strided:
+        return w if rows is None else w[rows]
+    return (w if rows is None else w.index_select(0, rows)).to_dense()
 
 
 # ----------------------------------------------------------------------------- interval
@@ -363,6 +364,10 @@ def relaxed_backward(
     return (*concretize_box(lam, const, x_lo, x_hi), scores)
 
 
+# Largest backward row block (entries of lam): CROWN's memory stays bounded on wide conv layers.
+CROWN_ENTRIES = 2.5e7
+
+
 def crown_layers(
     w: Sequence[torch.Tensor],
     b: Sequence[torch.Tensor],
@@ -381,15 +386,8 @@ def crown_layers(
     lowers: list[torch.Tensor] = []
     uppers: list[torch.Tensor] = []
     for k in range(len(w)):
-        wk = _dense_rows(w[k])
-        m = wk.shape[0]
-        lam = torch.cat([wk, -wk]).expand(batch, -1, -1)
-        const = torch.cat([b[k], -b[k]]).expand(batch, -1)
-        g = None if groups is None else groups[:k]
-        lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, uppers, relu[:k], groups=g)
-        lb = concretize(lam, const)[0]
-        lo, hi = lb[:, :m], -lb[:, m:]
-        if widen:
+        lo, hi = _crown_rows(w, b, relu, k, lowers, uppers, concretize, batch, groups)
+        if widen and lo is not None:
             lo, hi = outward_t(lo, hi)
         if k:
             ilo, ihi = interval_image(
@@ -401,12 +399,54 @@ def crown_layers(
             )
             if widen:
                 ilo, ihi = outward_t(ilo, ihi)
-            lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
+            lo = ilo if lo is None else torch.maximum(lo, ilo)
+            hi = ihi if hi is None else torch.minimum(hi, ihi)
         if start is not None:
             lo, hi = torch.maximum(lo, start[k][0]), torch.minimum(hi, start[k][1])
         lowers.append(lo)
         uppers.append(hi)
     return list(zip(lowers, uppers, strict=True))
+
+
+def _crown_rows(
+    w: Sequence[torch.Tensor],
+    b: Sequence[torch.Tensor],
+    relu: Sequence[bool],
+    k: int,
+    lowers: Sequence[torch.Tensor],
+    upper: Sequence[torch.Tensor],
+    concretize: Concretizer,
+    batch: int,
+    groups: Sequence[MaxGroups | None] | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """CROWN bounds (batch, m) of layer k's pre-activations from bounds on the layers before,
+    in row blocks of bounded memory; ``(None, None)`` when the layer only selects units of the
+    one before (its interval image is as tight, and costs no (m x n) rows)."""
+    m = w[k].shape[0]
+    if k and _is_selection(w[k]):
+        return None, None
+    width = max(int(v.shape[0]) for v in w[: k + 1])
+    step = max(1, int(CROWN_ENTRIES // (2 * batch * max(width, w[0].shape[1]))))
+    los, his = [], []
+    g = None if groups is None else groups[:k]
+    for r0 in range(0, m, step):
+        rows = torch.arange(r0, min(m, r0 + step))
+        wk, bk = _dense_rows(w[k], rows), b[k][rows]
+        lam = torch.cat([wk, -wk]).expand(batch, -1, -1)
+        const = torch.cat([bk, -bk]).expand(batch, -1)
+        lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, upper, relu[:k], groups=g)
+        lb = concretize(lam, const)[0]
+        los.append(lb[:, : rows.numel()])
+        his.append(-lb[:, rows.numel() :])
+    return torch.cat(los, dim=1), torch.cat(his, dim=1)
+
+
+def _is_selection(w: torch.Tensor) -> bool:
+    """Whether every row of the map has at most one nonzero (a copy or scaling of one unit)."""
+    if w.layout == torch.strided:
+        return bool(((w != 0).sum(dim=1) <= 1).all())
+    rows = w.coalesce().indices()[0]
+    return bool(torch.bincount(rows, minlength=w.shape[0]).max() <= 1) if rows.numel() else True
 
 
 def region_concretizer(region: InputRegion, dtype: torch.dtype = torch.float64) -> Concretizer:
@@ -468,18 +508,17 @@ def tighten_layer(
     groups = [layer.groups for layer in network.layers]
     lo_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in lowers[:k]]
     up_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in uppers[:k]]
-    wk = _dense_rows(w[k])
-    m = wk.shape[0]
     with torch.no_grad(), torch_threads(PROOF_THREADS):
-        lam = torch.cat([wk, -wk]).unsqueeze(0)
-        const = torch.cat([b[k], -b[k]]).unsqueeze(0)
-        lam, const, _ = backward(w[:k], b[:k], lam, const, lo_t, up_t, relu[:k], groups=groups[:k])
-        lb = region_concretizer(region)(lam, const)[0][0]
-        lo, hi = outward_t(lb[:m], -lb[m:])
+        lo, hi = _crown_rows(
+            w, b, relu, k, lo_t, up_t, region_concretizer(region), 1, groups[: k + 1]
+        )
+        if lo is not None:
+            lo, hi = outward_t(lo[0], hi[0])
         if k:
             plo, phi = post_activation(lo_t[-1][0], up_t[-1][0], relu[k - 1], groups[k - 1])
             ilo, ihi = outward_t(*interval_image(w[k], b[k], plo, phi))
-            lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
+            lo = ilo if lo is None else torch.maximum(lo, ilo)
+            hi = ihi if hi is None else torch.minimum(hi, ihi)
     return lo.numpy(), hi.numpy()
 
 
