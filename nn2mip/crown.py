@@ -94,7 +94,7 @@ def _abs_map(w: torch.Tensor) -> torch.Tensor:
     return w.abs()
 
 
-def _dense_rows(w: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+def dense_rows(w: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     if w.layout == torch.strided:
         return w if rows is None else w[rows]
     return (w if rows is None else w.index_select(0, rows)).to_dense()
@@ -151,7 +151,7 @@ def interval_layers(
     for k in range(len(w)):
         if k == 0 and l1 is not None:
             zc = _apply_map(l1[0], w[0]) + b[0]
-            r = l1[1] * _dense_rows(w[0]).abs().amax(dim=1)
+            r = l1[1] * dense_rows(w[0]).abs().amax(dim=1)
             if lo is None or hi is None:
                 zl, zu = zc - r, zc + r
             else:
@@ -431,7 +431,7 @@ def _crown_rows(
     g = None if groups is None else groups[:k]
     for r0 in range(0, m, step):
         rows = torch.arange(r0, min(m, r0 + step))
-        wk, bk = _dense_rows(w[k], rows), b[k][rows]
+        wk, bk = dense_rows(w[k], rows), b[k][rows]
         lam = torch.cat([wk, -wk]).expand(batch, -1, -1)
         const = torch.cat([bk, -bk]).expand(batch, -1)
         lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, upper, relu[:k], groups=g)
@@ -591,7 +591,7 @@ def alpha_bounds(
             continue
         lo_t = [torch.from_numpy(v).unsqueeze(0) for v in lowers[:j]]
         up_t = [torch.from_numpy(v).unsqueeze(0) for v in uppers[:j]]
-        wr = _dense_rows(w[j], torch.from_numpy(rows))
+        wr = dense_rows(w[j], torch.from_numpy(rows))
         lam = torch.cat([wr, -wr]).unsqueeze(0)
         br = b[j][torch.from_numpy(rows)]
         const = torch.cat([br, -br]).unsqueeze(0)
