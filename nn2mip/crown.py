@@ -25,10 +25,12 @@ take ReLU networks only (``alpha_fits``).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from nn2mip.bounds_base import NetworkBounds, check_region
@@ -65,13 +67,27 @@ def layer_tensors(
             coo = layer.weight.tocoo()
             idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
             val = torch.from_numpy(coo.data).to(dtype)
-            ws.append(
-                torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=True).coalesce()
-            )
+            w = torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=True).coalesce()
+            # CSR copies of W and W^T: their products with dense rows are ~5x faster than COO's.
+            w._nn2mip_csr = _torch_csr(layer.csr, dtype)
+            w._nn2mip_t_csr = _torch_csr(sp.csr_array(layer.csr.T), dtype)
+            ws.append(w)
         else:
             ws.append(torch.from_numpy(layer.weight).to(dtype))
         bs.append(torch.from_numpy(layer.bias).to(dtype))
     return ws, bs, [layer.relu for layer in network.layers]
+
+
+def _torch_csr(m: sp.csr_array, dtype: torch.dtype) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data).to(dtype),
+            m.shape,
+            check_invariants=True,  # scipy's CSR is canonical; the check also silences a warning
+        )
 
 
 def _times_map(lam: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -79,6 +95,9 @@ def _times_map(lam: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if w.layout == torch.strided:
         return lam @ w
     flat = lam.reshape(-1, lam.shape[-1])
+    wt = getattr(w, "_nn2mip_t_csr", None)
+    if wt is not None and wt.dtype == flat.dtype:
+        return (wt @ flat.t()).t().reshape(*lam.shape[:-1], w.shape[1])
     return torch.sparse.mm(w.t(), flat.t()).t().reshape(*lam.shape[:-1], w.shape[1])
 
 
@@ -87,6 +106,9 @@ def _apply_map(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if w.layout == torch.strided:
         return h @ w.T
     flat = h.reshape(-1, h.shape[-1])
+    wc = getattr(w, "_nn2mip_csr", None)
+    if wc is not None and wc.dtype == flat.dtype:
+        return (wc @ flat.t()).t().reshape(*h.shape[:-1], w.shape[0])
     return torch.sparse.mm(w, flat.t()).t().reshape(*h.shape[:-1], w.shape[0])
 
 
