@@ -9,7 +9,8 @@ constant Add/Sub/Mul/Div as row scalings; Flatten/Reshape change nothing but the
 convolutional net never passes through a dense ``(inputs x units)`` array. A ``Relu`` closes the
 current ``AffineLayer``; a ``MaxPool`` closes it with a max over index groups (``MaxGroups``).
 
-``save_onnx`` writes a ``Network`` as a chain of Gemm/Relu nodes with input ``[1, n]``.
+``save_onnx`` writes a ``Network`` as a chain of Gemm/Relu nodes with input ``[1, n]`` (a max
+layer as Gather + ReduceMax, which ``load_onnx`` reads back as max groups).
 """
 
 from __future__ import annotations
@@ -42,9 +43,20 @@ SUPPORTED_OPS = (
     "AveragePool",
     "MaxPool",
     "Pad",
+    "Gather",
+    "ReduceMax",
 )
 # Operators on the input-dependent path that need the network's structure (not constant folding).
-_STRUCTURAL = ("Conv", "BatchNormalization", "AveragePool", "MaxPool", "Pad", "Transpose")
+_STRUCTURAL = (
+    "Conv",
+    "BatchNormalization",
+    "AveragePool",
+    "MaxPool",
+    "Pad",
+    "Transpose",
+    "Gather",
+    "ReduceMax",
+)
 # A closed layer's map is stored dense when at least this fraction of it is nonzero.
 DENSE_FRACTION = 0.25
 
@@ -355,6 +367,16 @@ def _apply_structural(op: str, inputs: list, attrs: dict) -> _Sym:
         )
         out = _scale_rows(s, scale)
         return _Sym(out.lin, out.const + shift.reshape(s.shape), s.base)
+    if op == "Gather":
+        idx = np.asarray(inputs[1])
+        if idx.dtype.kind not in "iu":
+            raise ValueError("Gather indices must be integers")
+        axis = int(attrs.get("axis", 0))
+        where = np.arange(s.size).reshape(s.shape)
+        axis = axis + where.ndim if axis < 0 else axis
+        idx = np.where(idx < 0, idx + s.shape[axis], idx)  # ONNX: negative counts from the end
+        taken = np.take(where, idx, axis=axis)  # raises IndexError when out of range
+        return s.rows(taken.ravel(), taken.shape)
     if op == "Pad":
         mode = attrs.get("mode", b"constant")
         mode = mode.decode() if isinstance(mode, bytes) else mode
@@ -382,6 +404,25 @@ def _apply_structural(op: str, inputs: list, attrs: dict) -> _Sym:
     raise AssertionError(op)  # pragma: no cover
 
 
+def _reduce_max(s: _Sym, inputs: list, attrs: dict) -> tuple[MaxGroups, tuple[int, ...]]:
+    """ReduceMax of ``s`` over its ``axes`` as index groups, and the output shape."""
+    axes = attrs.get("axes") if len(inputs) < 2 or inputs[1] is None else inputs[1]
+    nd = len(s.shape)
+    if axes is None or np.size(axes) == 0:
+        if attrs.get("noop_with_empty_axes", 0):
+            raise _Nonlinear("ReduceMax with noop_with_empty_axes is not supported")
+        axes = list(range(nd))
+    axes = sorted({int(a) + nd if int(a) < 0 else int(a) for a in np.asarray(axes).reshape(-1)})
+    if any(a < 0 or a >= nd for a in axes):
+        raise ValueError(f"ReduceMax axes {axes} do not fit a tensor of rank {nd}")
+    keep = [a for a in range(nd) if a not in axes]
+    where = np.arange(s.size).reshape(s.shape).transpose(keep + axes)
+    size = int(np.prod([s.shape[a] for a in axes]))
+    groups = MaxGroups(where.ravel(), np.arange(0, where.size + 1, size))
+    kept = tuple(1 if a in axes else d for a, d in enumerate(s.shape))
+    return groups, kept if attrs.get("keepdims", 1) else tuple(s.shape[a] for a in keep)
+
+
 def _max_pool(s: _Sym, attrs: dict) -> tuple[MaxGroups, tuple[int, ...]]:
     """MaxPool of ``s`` as index groups over its flat entries, and the output shape."""
     if attrs.get("storage_order", 0):
@@ -398,6 +439,8 @@ def _eval_constant(op: str, inputs: list, attrs: dict) -> np.ndarray:
         return inputs[0]
     if op == "Relu":
         return np.maximum(inputs[0], 0)
+    if op == "Gather":
+        return np.take(inputs[0], inputs[1], axis=int(attrs.get("axis", 0)))
     if op == "Transpose":
         perm = attrs.get("perm")
         return np.transpose(inputs[0], None if perm is None else [int(p) for p in perm])
@@ -543,7 +586,7 @@ def load_onnx(path: str | Path) -> Network:
             raise ModelFileError(f"{path}: {label} has no input or no output tensor")
         try:
             if not syms:
-                if op in _STRUCTURAL and op != "Transpose":
+                if op in _STRUCTURAL and op not in ("Transpose", "Gather"):
                     raise UnsupportedLayerError(f"{label}: {op} of constants is not supported")
                 values[node.output[0]] = _eval_constant(op, inputs, attrs)
                 continue
@@ -563,9 +606,12 @@ def load_onnx(path: str | Path) -> Network:
                     fresh.add(id(out))
                 values[node.output[0]] = out
                 continue
-            if op == "MaxPool":
+            if op in ("MaxPool", "ReduceMax"):
                 s = inputs[0]
-                groups, shape = _max_pool(s, attrs)
+                if op == "MaxPool":
+                    groups, shape = _max_pool(s, attrs)
+                else:
+                    groups, shape = _reduce_max(s, inputs, attrs)
                 close(s, relu=False, groups=groups)
                 values[node.output[0]] = _identity(groups.num_groups, shape, len(layers))
                 continue
@@ -627,22 +673,44 @@ def save_onnx(
     current = input_name
     n = len(network.layers)
     for i, layer in enumerate(network.layers):
-        if layer.groups is not None:
-            raise UnsupportedLayerError(
-                f"layer {i} is a max pooling layer; save_onnx writes Gemm/Relu chains only"
-            )
-    for i, layer in enumerate(network.layers):
         w_name, b_name = f"layers.{i}.weight", f"layers.{i}.bias"
         inits.append(numpy_helper.from_array(layer.dense_weight().astype(dt), w_name))
         inits.append(numpy_helper.from_array(layer.bias.astype(dt), b_name))
         last = i == n - 1
-        gemm_out = output_name if last and not layer.relu else f"gemm_{i}"
+        gemm_out = output_name if last and layer.activation == "identity" else f"gemm_{i}"
         nodes.append(
             helper.make_node(
                 "Gemm", [current, w_name, b_name], [gemm_out], name=f"gemm_{i}", transB=1
             )
         )
         current = gemm_out
+        if layer.groups is not None:
+            # max over groups: Gather a (groups, largest group) table, ReduceMax its last axis;
+            # a shorter group repeats its first index (a repeat leaves a max unchanged).
+            table = layer.groups.padded()
+            table = np.where(table < 0, table[:, :1], table)
+            inits.append(numpy_helper.from_array(table, f"layers.{i}.groups"))
+            nodes.append(
+                helper.make_node(
+                    "Gather",
+                    [current, f"layers.{i}.groups"],
+                    [f"gather_{i}"],
+                    axis=1,
+                    name=f"gather_{i}",
+                )
+            )
+            max_out = output_name if last else f"max_{i}"
+            nodes.append(
+                helper.make_node(
+                    "ReduceMax",
+                    [f"gather_{i}"],
+                    [max_out],
+                    axes=[2],
+                    keepdims=0,
+                    name=f"max_{i}",
+                )
+            )
+            current = max_out
         if layer.relu:
             relu_out = output_name if last else f"relu_{i}"
             nodes.append(helper.make_node("Relu", [current], [relu_out], name=f"relu_{i}"))

@@ -164,3 +164,20 @@ def test_unencodable_operator_is_one_line_error_naming_the_node():
     path.write_bytes(_model(nodes, {"w": w}, [1, 1, 3, 3], [1, 8]))
     with pytest.raises(UnsupportedLayerError, match=r"'reflect'.*reflect"):
         load_onnx(path)
+
+
+def test_conv_net_export_round_trip_with_max_groups(tmp_path):
+    """save_onnx writes sparse maps as Gemm and max groups as Gather + ReduceMax; reading it
+    back gives the same function, and onnxruntime agrees."""
+    from test_serialize_conv import _conv_net
+
+    from nn2mip.onnx_io import save_onnx
+
+    net = _conv_net(np.random.default_rng(4))
+    x = np.random.default_rng(5).normal(size=(5, net.input_size))
+    path = save_onnx(net, tmp_path / "c64.onnx", dtype=np.float64)
+    back = load_onnx(path)
+    assert [ly.activation for ly in back.layers] == ["relu", "max", "identity"]
+    np.testing.assert_allclose(back.forward(x), net.forward(x), rtol=1e-12, atol=1e-12)
+    path32 = save_onnx(net, tmp_path / "c32.onnx")
+    np.testing.assert_allclose(_ort(path32, x), net.forward(x), rtol=1e-4, atol=1e-4)
