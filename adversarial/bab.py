@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from nn2mip.bounds_base import NetworkBounds
-from nn2mip.crown import Adam, relaxed_backward
+from nn2mip.crown import Adam, dense_rows, layer_tensors, relaxed_backward
 from nn2mip.crown import alpha_fits as bab_fits
 from nn2mip.highs_backend import solve_highs
 from nn2mip.mip import MipModel
@@ -123,9 +123,10 @@ class _Spec:
         c = np.concatenate(rows_c, axis=0)
         d = np.concatenate(rows_d)
         last = layers[-1]
-        self.w = [torch.tensor(layer.weight, dtype=dtype) for layer in layers[:-1]]
-        self.b = [torch.tensor(layer.bias, dtype=dtype) for layer in layers[:-1]]
-        self.w_spec = torch.tensor(c @ last.weight, dtype=dtype)
+        # Hidden maps dense or sparse (lowered convolutions), as CROWN takes them.
+        ws, bs, _ = layer_tensors(Network(layers[:-1]), dtype)
+        self.w, self.b = ws, bs
+        self.w_spec = torch.tensor(np.asarray((last.csr.T @ c.T).T), dtype=dtype)
         self.b_spec = torch.tensor(c @ last.bias - d, dtype=dtype)
         # The root's pre-activation bounds stay float64: they are the certificates' too.
         self.lower = [torch.from_numpy(np.asarray(v, np.float64)) for v in bounds.lower[:-1]]
@@ -193,7 +194,7 @@ class _Spec:
             rows = torch.nonzero(open_.any(dim=0)).flatten()
             if rows.numel() == 0:
                 continue
-            w = self.w[j][rows]
+            w = dense_rows(self.w[j], rows)
             lam = torch.cat([w, -w]).expand(splits[0].shape[0], -1, -1)
             const = torch.cat([self.b[j][rows], -self.b[j][rows]]).expand(lam.shape[0], -1)
             with torch.no_grad():

@@ -25,10 +25,12 @@ take ReLU networks only (``alpha_fits``).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from nn2mip.bounds_base import NetworkBounds, check_region
@@ -65,13 +67,27 @@ def layer_tensors(
             coo = layer.weight.tocoo()
             idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
             val = torch.from_numpy(coo.data).to(dtype)
-            ws.append(
-                torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=True).coalesce()
-            )
+            w = torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=True).coalesce()
+            # CSR copies of W and W^T: their products with dense rows are ~5x faster than COO's.
+            w._nn2mip_csr = _torch_csr(layer.csr, dtype)
+            w._nn2mip_t_csr = _torch_csr(sp.csr_array(layer.csr.T), dtype)
+            ws.append(w)
         else:
             ws.append(torch.from_numpy(layer.weight).to(dtype))
         bs.append(torch.from_numpy(layer.bias).to(dtype))
     return ws, bs, [layer.relu for layer in network.layers]
+
+
+def _torch_csr(m: sp.csr_array, dtype: torch.dtype) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data).to(dtype),
+            m.shape,
+            check_invariants=True,  # scipy's CSR is canonical; the check also silences a warning
+        )
 
 
 def _times_map(lam: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -79,6 +95,9 @@ def _times_map(lam: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if w.layout == torch.strided:
         return lam @ w
     flat = lam.reshape(-1, lam.shape[-1])
+    wt = getattr(w, "_nn2mip_t_csr", None)
+    if wt is not None and wt.dtype == flat.dtype:
+        return (wt @ flat.t()).t().reshape(*lam.shape[:-1], w.shape[1])
     return torch.sparse.mm(w.t(), flat.t()).t().reshape(*lam.shape[:-1], w.shape[1])
 
 
@@ -87,6 +106,9 @@ def _apply_map(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if w.layout == torch.strided:
         return h @ w.T
     flat = h.reshape(-1, h.shape[-1])
+    wc = getattr(w, "_nn2mip_csr", None)
+    if wc is not None and wc.dtype == flat.dtype:
+        return (wc @ flat.t()).t().reshape(*h.shape[:-1], w.shape[0])
     return torch.sparse.mm(w, flat.t()).t().reshape(*h.shape[:-1], w.shape[0])
 
 
@@ -94,9 +116,10 @@ def _abs_map(w: torch.Tensor) -> torch.Tensor:
     return w.abs()
 
 
-def _dense_rows(w: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-    dense = w if w.layout == torch.strided else w.to_dense()
-    return dense if rows is None else dense[rows]
+def dense_rows(w: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    if w.layout == torch.strided:
+        return w if rows is None else w[rows]
+    return (w if rows is None else w.index_select(0, rows)).to_dense()
 
 
 # ----------------------------------------------------------------------------- interval
@@ -150,7 +173,7 @@ def interval_layers(
     for k in range(len(w)):
         if k == 0 and l1 is not None:
             zc = _apply_map(l1[0], w[0]) + b[0]
-            r = l1[1] * _dense_rows(w[0]).abs().amax(dim=1)
+            r = l1[1] * dense_rows(w[0]).abs().amax(dim=1)
             if lo is None or hi is None:
                 zl, zu = zc - r, zc + r
             else:
@@ -363,6 +386,10 @@ def relaxed_backward(
     return (*concretize_box(lam, const, x_lo, x_hi), scores)
 
 
+# Largest backward row block (entries of lam): CROWN's memory stays bounded on wide conv layers.
+CROWN_ENTRIES = 2.5e7
+
+
 def crown_layers(
     w: Sequence[torch.Tensor],
     b: Sequence[torch.Tensor],
@@ -381,15 +408,8 @@ def crown_layers(
     lowers: list[torch.Tensor] = []
     uppers: list[torch.Tensor] = []
     for k in range(len(w)):
-        wk = _dense_rows(w[k])
-        m = wk.shape[0]
-        lam = torch.cat([wk, -wk]).expand(batch, -1, -1)
-        const = torch.cat([b[k], -b[k]]).expand(batch, -1)
-        g = None if groups is None else groups[:k]
-        lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, uppers, relu[:k], groups=g)
-        lb = concretize(lam, const)[0]
-        lo, hi = lb[:, :m], -lb[:, m:]
-        if widen:
+        lo, hi = _crown_rows(w, b, relu, k, lowers, uppers, concretize, batch, groups)
+        if widen and lo is not None:
             lo, hi = outward_t(lo, hi)
         if k:
             ilo, ihi = interval_image(
@@ -401,12 +421,54 @@ def crown_layers(
             )
             if widen:
                 ilo, ihi = outward_t(ilo, ihi)
-            lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
+            lo = ilo if lo is None else torch.maximum(lo, ilo)
+            hi = ihi if hi is None else torch.minimum(hi, ihi)
         if start is not None:
             lo, hi = torch.maximum(lo, start[k][0]), torch.minimum(hi, start[k][1])
         lowers.append(lo)
         uppers.append(hi)
     return list(zip(lowers, uppers, strict=True))
+
+
+def _crown_rows(
+    w: Sequence[torch.Tensor],
+    b: Sequence[torch.Tensor],
+    relu: Sequence[bool],
+    k: int,
+    lowers: Sequence[torch.Tensor],
+    upper: Sequence[torch.Tensor],
+    concretize: Concretizer,
+    batch: int,
+    groups: Sequence[MaxGroups | None] | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """CROWN bounds (batch, m) of layer k's pre-activations from bounds on the layers before,
+    in row blocks of bounded memory; ``(None, None)`` when the layer only selects units of the
+    one before (its interval image is as tight, and costs no (m x n) rows)."""
+    m = w[k].shape[0]
+    if k and _is_selection(w[k]):
+        return None, None
+    width = max(int(v.shape[0]) for v in w[: k + 1])
+    step = max(1, int(CROWN_ENTRIES // (2 * batch * max(width, w[0].shape[1]))))
+    los, his = [], []
+    g = None if groups is None else groups[:k]
+    for r0 in range(0, m, step):
+        rows = torch.arange(r0, min(m, r0 + step))
+        wk, bk = dense_rows(w[k], rows), b[k][rows]
+        lam = torch.cat([wk, -wk]).expand(batch, -1, -1)
+        const = torch.cat([bk, -bk]).expand(batch, -1)
+        lam, const, _ = backward(w[:k], b[:k], lam, const, lowers, upper, relu[:k], groups=g)
+        lb = concretize(lam, const)[0]
+        los.append(lb[:, : rows.numel()])
+        his.append(-lb[:, rows.numel() :])
+    return torch.cat(los, dim=1), torch.cat(his, dim=1)
+
+
+def _is_selection(w: torch.Tensor) -> bool:
+    """Whether every row of the map has at most one nonzero (a copy or scaling of one unit)."""
+    if w.layout == torch.strided:
+        return bool(((w != 0).sum(dim=1) <= 1).all())
+    rows = w.coalesce().indices()[0]
+    return bool(torch.bincount(rows, minlength=w.shape[0]).max() <= 1) if rows.numel() else True
 
 
 def region_concretizer(region: InputRegion, dtype: torch.dtype = torch.float64) -> Concretizer:
@@ -468,18 +530,17 @@ def tighten_layer(
     groups = [layer.groups for layer in network.layers]
     lo_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in lowers[:k]]
     up_t = [torch.from_numpy(np.asarray(v, np.float64)).unsqueeze(0) for v in uppers[:k]]
-    wk = _dense_rows(w[k])
-    m = wk.shape[0]
     with torch.no_grad(), torch_threads(PROOF_THREADS):
-        lam = torch.cat([wk, -wk]).unsqueeze(0)
-        const = torch.cat([b[k], -b[k]]).unsqueeze(0)
-        lam, const, _ = backward(w[:k], b[:k], lam, const, lo_t, up_t, relu[:k], groups=groups[:k])
-        lb = region_concretizer(region)(lam, const)[0][0]
-        lo, hi = outward_t(lb[:m], -lb[m:])
+        lo, hi = _crown_rows(
+            w, b, relu, k, lo_t, up_t, region_concretizer(region), 1, groups[: k + 1]
+        )
+        if lo is not None:
+            lo, hi = outward_t(lo[0], hi[0])
         if k:
             plo, phi = post_activation(lo_t[-1][0], up_t[-1][0], relu[k - 1], groups[k - 1])
             ilo, ihi = outward_t(*interval_image(w[k], b[k], plo, phi))
-            lo, hi = torch.maximum(lo, ilo), torch.minimum(hi, ihi)
+            lo = ilo if lo is None else torch.maximum(lo, ilo)
+            hi = ihi if hi is None else torch.minimum(hi, ihi)
     return lo.numpy(), hi.numpy()
 
 
@@ -552,7 +613,7 @@ def alpha_bounds(
             continue
         lo_t = [torch.from_numpy(v).unsqueeze(0) for v in lowers[:j]]
         up_t = [torch.from_numpy(v).unsqueeze(0) for v in uppers[:j]]
-        wr = _dense_rows(w[j], torch.from_numpy(rows))
+        wr = dense_rows(w[j], torch.from_numpy(rows))
         lam = torch.cat([wr, -wr]).unsqueeze(0)
         br = b[j][torch.from_numpy(rows)]
         const = torch.cat([br, -br]).unsqueeze(0)

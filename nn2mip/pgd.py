@@ -13,12 +13,14 @@ nothing.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from nn2mip.crown import layer_tensors
 from nn2mip.network import Network
 from nn2mip.projection import l1_ascent_direction, project_l1_box
 
@@ -126,15 +128,45 @@ class _LeakyGrad(torch.autograd.Function):
         return g * torch.where(z > 0, torch.ones_like(z), leak), None
 
 
+# A network's maps as torch tensors, made once per network (PGD calls the forward every step).
+_TENSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _torch_layers(network: Network) -> tuple[list, list, list]:
+    cached = _TENSORS.get(network)
+    if cached is None:
+        ws, bs, _ = layer_tensors(network)
+        tables = [
+            None if layer.groups is None else torch.from_numpy(layer.groups.padded())
+            for layer in network.layers
+        ]
+        cached = _TENSORS[network] = (ws, bs, tables)
+    return cached
+
+
+def _group_max(h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``max`` over each row of the (groups, size) index ``table`` (-1 past a group's end)."""
+    vals = h[..., table.clamp(min=0)]
+    return vals.masked_fill(table < 0, -torch.inf).amax(dim=-1)
+
+
 def network_forward(
     network: Network, x: torch.Tensor, leak: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The network's outputs in float64 torch. ``leak`` (one value per row) lets gradients
-    through inactive ReLUs with that slope: nets with few active neurons (VNN-COMP mnist_fc)
-    otherwise leave PGD stalled in one flat linear piece."""
+    """The network's outputs in float64 torch (dense or sparse maps, ReLU or max groups).
+    ``leak`` (one value per row) lets gradients through inactive ReLUs with that slope: nets
+    with few active neurons (VNN-COMP mnist_fc) otherwise leave PGD stalled in one flat linear
+    piece."""
+    ws, bs, tables = _torch_layers(network)
     h = x
-    for layer in network.layers:
-        h = h @ torch.as_tensor(layer.weight).T + torch.as_tensor(layer.bias)
+    for layer, w, b, table in zip(network.layers, ws, bs, tables, strict=True):
+        if w.layout == torch.strided:
+            h = h @ w.T + b
+        else:
+            flat = h.reshape(-1, h.shape[-1])
+            h = torch.sparse.mm(w, flat.t()).t().reshape(*h.shape[:-1], w.shape[0]) + b
         if layer.relu:
             h = torch.relu(h) if leak is None else _LeakyGrad.apply(h, leak)
+        elif table is not None:
+            h = _group_max(h, table)
     return h

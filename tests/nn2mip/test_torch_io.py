@@ -120,7 +120,7 @@ def test_torch_forward_is_float64_and_leaves_the_model_alone():
     [
         (nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), "'1' of type Tanh"),
         (nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU()), "LeakyReLU"),
-        (nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), "BatchNorm1d"),
+        (nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)), "LayerNorm"),
         (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 2)), "Conv2d"),
         (nn.Sequential(nn.Sequential(nn.Linear(3, 3), nn.Sigmoid())), "'0.1' of type Sigmoid"),
         (nn.Sequential(nn.ReLU(), nn.Linear(3, 3)), "ReLU before any Linear"),

@@ -1,0 +1,265 @@
+"""VNN-COMP 2021 convolutional sets (verivital, oval21): run ``verify_property`` on the official
+instances, compare each verdict with the 2021 ``consensus`` (SOURCES.md: the majority of the
+tools that decided; two 2021 tools were wrong on nearly every verivital instance), and count
+decided / wrong. Every sat counterexample is written in the VNN-COMP format, read back, and
+re-checked in float64 and by onnxruntime (float32).
+
+Resumable: every finished instance is appended to ``benchmarks/out/vnncomp2021_<set>.csv`` at
+once; a rerun skips instances already there (delete the file to start over). A verdict that
+contradicts the consensus is a WRONG answer, reported loudly (exit status 1).
+
+    nice -n 10 python benchmarks/bench_vnncomp2021.py --set verivital [--timeout-cap 60]
+        [--limit N] [--threads 1] [--bounds METHOD] [--method auto] [--report-only]
+
+Branch and bound runs where it applies (ReLU hidden layers); on max-pooling nets ``method``
+"auto" skips it and settles open disjuncts by the MIP (column ``search``).
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: the machine is shared and the attack's small matmuls only lose from threads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from adversarial.bab import bab_fits  # noqa: E402
+from adversarial.methods import METHODS  # noqa: E402
+from adversarial.vnnlib_problem import verify_property  # noqa: E402
+from benchmarks.bench_vnncomp import judge, recheck_cex  # noqa: E402
+from nn2mip.onnx_io import load_onnx  # noqa: E402
+from nn2mip.vnnlib import load_vnnlib, result_text  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "vnncomp2021_conv"
+OUT = ROOT / "benchmarks" / "out"
+SETS = {"verivital": ("verivital", ""), "oval21": ("oval21", "")}
+FIELDS = [
+    "network",
+    "vnnlib",
+    "timeout",
+    "result",
+    "consensus",
+    "status",
+    "time_s",
+    "verify_s",
+    "decided_by",
+    "search",
+    "bound_method",
+    "bounds_s",
+    "binaries",
+    "mip_solves",
+    "nodes",
+    "bab_domains",
+    "cex_rechecked",
+    "onnxruntime_agrees",
+    "note",
+]
+
+
+def set_dir(name: str) -> Path:
+    return DATA / name
+
+
+def load_instances(name: str) -> list[tuple[str, str, float]]:
+    """(onnx path, vnnlib path, official timeout) relative to the set's directory."""
+    with open(set_dir(name) / f"{name}_instances.csv", newline="") as f:
+        return [(r[0].strip(), r[1].strip(), float(r[2])) for r in csv.reader(f) if r]
+
+
+def load_consensus(name: str) -> dict[tuple[str, str], dict[str, str]]:
+    with open(set_dir(name) / "summary.csv", newline="") as f:
+        return {(Path(r["network"]).name, r["vnnlib"]): r for r in csv.DictReader(f)}
+
+
+def load_done(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {(r["network"], r["vnnlib"]): r for r in csv.DictReader(f)}
+
+
+def run_one(
+    name: str, onnx_rel: str, prop_rel: str, timeout: float, args: argparse.Namespace
+) -> dict[str, object]:
+    t0 = time.perf_counter()
+    onnx_file = set_dir(name) / onnx_rel
+    net = load_onnx(onnx_file)
+    prop = load_vnnlib(set_dir(name) / prop_rel)
+    r = verify_property(
+        net, prop, timeout, threads=args.threads, bound_method=args.bounds, method=args.method
+    )
+    elapsed = time.perf_counter() - t0
+    cex_ok: object = ""
+    ort_ok = ""
+    if r.result == "sat":
+        cex_dir = OUT / "cex2021"
+        cex_dir.mkdir(parents=True, exist_ok=True)
+        f = cex_dir / f"{Path(onnx_rel).stem}_{Path(prop_rel).stem}.counterexample"
+        f.write_text(result_text(r.result, r.x, r.y))
+        cex_ok, ort_ok = recheck_cex(f, onnx_file, net, prop)
+    search = "mip" if args.method == "mip" or not bab_fits(net) else args.method
+    return {
+        "result": r.result,
+        "time_s": f"{elapsed:.3f}",
+        "verify_s": f"{r.total_time:.3f}",
+        "decided_by": r.decided_by,
+        "search": search,
+        "bound_method": r.bound_method,
+        "bounds_s": f"{r.bounds_time:.3f}",
+        "binaries": max((s.binaries for s in r.stats), default=0),
+        "mip_solves": r.mip_solves,
+        "nodes": r.nodes,
+        "bab_domains": r.bab_domains,
+        "cex_rechecked": cex_ok,
+        "onnxruntime_agrees": ort_ok,
+        "note": r.note[:200],
+    }
+
+
+def _median(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.1f}" if xs else "-"
+
+
+def report(name: str, rows: list[dict[str, str]], consensus: dict, command: str) -> str:
+    """Markdown: per network decided / wrong / open, times, and the 2021 tools' counts."""
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "| network | run | timeout s | sat | unsat | wrong | open | median s (decided) "
+        "| total s | consensus sat/unsat/unknown | cex re-checked | onnxruntime agrees |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_net: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_net.setdefault(r["network"], []).append(r)
+    for net in sorted(by_net):
+        rs = by_net[net]
+        ok = [r for r in rs if r["status"] == "ok"]
+        sat = sum(r["result"] == "sat" for r in ok)
+        unsat = sum(r["result"] == "unsat" for r in ok)
+        wrong = sum(r["status"] == "WRONG" for r in rs)
+        cons = [r["consensus"] for r in rs]
+        cex = [r["cex_rechecked"] for r in rs if r["result"] == "sat"]
+        ort = [r["onnxruntime_agrees"] for r in rs if r["result"] == "sat"]
+        lines.append(
+            f"| {net} | {len(rs)} | {'/'.join(sorted({r['timeout'] for r in rs}))} | {sat} | "
+            f"{unsat} | {f'**{wrong}**' if wrong else 0} | {len(rs) - len(ok) - wrong} | "
+            f"{_median([float(r['time_s']) for r in ok])} | "
+            f"{sum(float(r['time_s']) for r in rs):.0f} | "
+            f"{cons.count('sat')}/{cons.count('unsat')}/{cons.count('unknown')} | "
+            f"{cex.count('True')}/{len(cex)} | {ort.count('True')}/{len(ort)} |"
+        )
+    wrong_rows = [r for r in rows if r["status"] == "WRONG"]
+    if wrong_rows:
+        lines += ["", "**WRONG ANSWERS:**", ""]
+        lines += [
+            f"- {r['network']} {r['vnnlib']}: ours {r['result']}, consensus {r['consensus']}"
+            for r in wrong_rows
+        ]
+    open_rows = [r for r in rows if r["result"] not in ("sat", "unsat")]
+    if open_rows:
+        lines += [
+            "",
+            "Not decided: "
+            + ", ".join(
+                f"{r['network'].removesuffix('.onnx')} {Path(r['vnnlib']).stem} "
+                f"(consensus {r['consensus']}, {r['result']})"
+                for r in open_rows
+            )
+            + ".",
+        ]
+    decided_by = statistics.multimode([r["decided_by"] for r in rows if r["decided_by"]] or [""])
+    lines += [
+        "",
+        f"Set {name}; search per net: "
+        + ", ".join(f"{n} {sorted({r['search'] for r in by_net[n]})}" for n in sorted(by_net))
+        + f"; bound method(s): {', '.join(sorted({r['bound_method'] for r in rows}))}; "
+        f"most common deciding stage: {decided_by[0]}.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", choices=sorted(SETS), default="verivital")
+    ap.add_argument("--nets", nargs="+", default=None, help="substrings of network file names")
+    ap.add_argument("--timeout-cap", type=float, default=None, help="lower the official timeouts")
+    ap.add_argument("--limit", type=int, default=None, help="run at most N new instances")
+    ap.add_argument("--threads", type=int, default=1, help="HiGHS and torch threads")
+    ap.add_argument("--method", choices=METHODS, default="auto", help="see verify_property")
+    ap.add_argument("--bounds", default=None, help="bound method (default: the tightest, lp)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--report-only", action="store_true", help="only print the Markdown table")
+    args = ap.parse_args()
+    if not set_dir(args.set).is_dir():
+        print(f"shared data not found at {set_dir(args.set)}", file=sys.stderr)
+        return 2
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    out = args.out or OUT / f"vnncomp2021_{args.set}.csv"
+    consensus = load_consensus(args.set)
+    done = load_done(out)
+    instances = load_instances(args.set)
+    if args.nets:
+        instances = [i for i in instances if any(n in i[0] for n in args.nets)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = 0
+    if not args.report_only:
+        fresh = not out.exists()
+        with open(out, "a", newline="") as f:
+            w = csv.DictWriter(f, FIELDS)
+            if fresh:
+                w.writeheader()
+            for onnx_rel, prop_rel, timeout in instances:
+                key = (Path(onnx_rel).name, Path(prop_rel).name)
+                if key in done:
+                    continue
+                if args.limit is not None and new >= args.limit:
+                    break
+                t = min(timeout, args.timeout_cap) if args.timeout_cap else timeout
+                cons = consensus[key]["consensus"]
+                row = {"network": key[0], "vnnlib": key[1], "timeout": f"{t:g}", "consensus": cons}
+                row.update(run_one(args.set, onnx_rel, prop_rel, t, args))
+                row["status"] = judge(str(row["result"]), cons)
+                w.writerow(row)
+                f.flush()
+                os.fsync(f.fileno())
+                done[key] = {k: str(v) for k, v in row.items()}
+                new += 1
+                flag = "   <<<<<< WRONG ANSWER" if row["status"] == "WRONG" else ""
+                print(
+                    f"{key[0]} {key[1]:26s} {row['result']:8s} consensus {cons:7s} "
+                    f"{float(row['time_s']):7.2f} s  {row['decided_by']}{flag}",
+                    flush=True,
+                )
+                if row["status"] == "WRONG":
+                    print(f"WRONG ANSWER on {key}: {row}", file=sys.stderr, flush=True)
+    rows = list(done.values())
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--report-only")
+    command = f"nice -n 10 python benchmarks/bench_vnncomp2021.py {argv}".strip()
+    if rows:
+        text = report(args.set, rows, consensus, command)
+        (out.with_suffix(".md")).write_text(text + "\n")
+        print(text)
+    wrong = sum(r["status"] == "WRONG" for r in rows)
+    print(f"{len(rows)} instances recorded, {wrong} wrong", file=sys.stderr)
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
