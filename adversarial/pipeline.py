@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -138,6 +139,7 @@ def verify(
     mip_form: Literal["each", "single"] = "each",
     portion: float = 1.0,
     case: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> Verification:
     """Decide ``query`` on ``network`` within ``time_limit`` seconds (or a ``Budget``).
 
@@ -148,16 +150,15 @@ def verify(
     "single" solves one MIP that picks the disjunct (single-row disjuncts of a strict query).
     ``portion`` is this query's part of the time left when several share a budget (VNN-LIB
     properties with several boxes); ``case`` labels its outcomes. Runs on ``threads`` torch
-    threads; HiGHS gets as many.
+    threads; HiGHS gets as many. ``progress`` gets a line as each stage starts and ends.
     """
     budget = time_limit if isinstance(time_limit, Budget) else Budget(time_limit)
     check_method(network, method)
     if mip_form not in ("each", "single"):
         raise InvalidInputError(f"mip_form must be 'each' or 'single', got {mip_form!r}")
     with torch_threads(threads):
-        return _Run(network, query, budget, method, bound_method, threads, torch_model).run(
-            center, attack, spec_bounds, mip_form, portion, case
-        )
+        run = _Run(network, query, budget, method, bound_method, threads, torch_model, progress)
+        return run.run(center, attack, spec_bounds, mip_form, portion, case)
 
 
 class _Run:
@@ -173,9 +174,11 @@ class _Run:
         bound_method: str | None,
         threads: int,
         torch_model: nn.Module | None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.net, self.q, self.budget, self.method = network, query, budget, method
         self.threads, self.torch_model = threads, torch_model
+        self.say = progress if progress is not None else _silent
         self.out = Verification(bound_method=bound_method or default_bound_method())
 
     def check(self, x: np.ndarray) -> WitnessCheck | None:
@@ -189,6 +192,7 @@ class _Run:
         return None
 
     def found(self, chk: WitnessCheck, how: str, case: int, record: bool = True) -> Verification:
+        self.say(f"counterexample found by {how}, re-checked")
         out = self.out
         out.verdict, out.check, out.decided_by = "adversarial", chk, how
         out.disjunct = int(self.q.values(chk.outputs)[0].argmin())
@@ -219,6 +223,7 @@ class _Run:
             if chk is not None:
                 return self.found(chk, "center", case)
         if attack is not None:
+            self.say(f"attack (PGD) on {len(q.disjuncts)} disjuncts")
             chk = self._attack(attack, q.disjuncts, budget.attack_time() * portion)
             if chk is not None:
                 return self.found(chk, "attack", case)
@@ -228,6 +233,7 @@ class _Run:
 
         # Bounds and one encoding.
         cap = budget.share(budget.shares.bounds_share * portion)
+        self.say(f"bounds ({out.bound_method}, at most {cap:.1f} s)")
         form = build_formulation(net, region, bound_method=out.bound_method, time_limit=cap)
         out.add_time("bounds", form.bounds_time)
         out.add_time("build", form.build_time)
@@ -238,6 +244,10 @@ class _Run:
         else:
             lbs = [-np.inf] * len(q.disjuncts)
         open_k = [k for k, lb in enumerate(lbs) if lb <= ROBUST_TOL]
+        self.say(
+            f"bounds done in {form.bounds_time:.1f} s: {len(open_k)} of {len(lbs)} disjuncts "
+            f"open, {out.stats.binaries} binaries"
+        )
 
         # Branch and bound, with the second attack between its quick and its main pass.
         by_bab: dict[int, float] = {}
@@ -269,6 +279,7 @@ class _Run:
                     found.append(chk)
                 return chk is not None
 
+            self.say(f"{'quick ' if stage == 'quick bab' else ''}branch and bound on {len(still)}")
             br = bab_verify(
                 net,
                 region.lower,
@@ -281,6 +292,7 @@ class _Run:
                 l1=(region.center, region.eps) if region.norm == "1" else None,
             )
             bab_status = br.status
+            self.say(f"branch and bound: {br.status} after {br.domains} domains, {br.time:.1f} s")
             out.add_time("bab", br.time)
             out.bab_domains += br.domains
             if br.status == "candidate" and found:
@@ -314,6 +326,7 @@ class _Run:
                 o.verdict = "timeout" if budget.expired() else bab_status
                 open_verdicts.append(o.verdict)
                 continue
+            self.say(f"MIP for disjunct {k}")
             verdict, chk, note = self._mip(form, q.disjuncts[k], o)
             o.verdict, o.decided_by = verdict, "mip"
             if note:
@@ -528,3 +541,7 @@ def _disjunct_model(form: Formulation, dj: OutputConstraint, network: Network): 
 
 def _output_interval(bounds: NetworkBounds, network: Network) -> tuple[np.ndarray, np.ndarray]:
     return bounds.post_activation(network, len(network.layers) - 1)
+
+
+def _silent(message: str) -> None:
+    """The progress sink when nobody listens."""

@@ -12,6 +12,7 @@ every disjunct of every box has a proven lower bound above ``ROBUST_TOL``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -104,12 +105,14 @@ def verify_property(
     attack: Attack | None = pgd_rounds,
     attack_share: float = VNNLIB_SHARES.attack_share,
     method: str = "auto",
+    progress: Callable[[str], None] | None = None,
 ) -> VerifyResult:
     """Decide whether ``prop`` is violated on ``network`` within ``time_limit`` seconds.
 
     Each input box is one query for ``adversarial.pipeline.verify`` (center, ``attack`` with
     ``attack_share`` of the limit, bounds, branch and bound, MIPs; ``method`` as there), the
     boxes sharing one budget. Runs on ``threads`` torch threads throughout; HiGHS gets as many.
+    ``progress`` gets a line per stage (see ``verify``).
     """
     if not (isinstance(time_limit, int | float) and math.isfinite(time_limit) and time_limit > 0):
         raise InvalidInputError(f"timeout must be a positive number, got {time_limit}")
@@ -130,6 +133,8 @@ def verify_property(
                 verdicts.append("timeout")
                 notes.append("time ran out before every case was encoded")
                 break
+            if progress is not None and len(queries) > 1:
+                progress(f"input box {ci + 1} of {len(queries)}")
             v = verify(
                 network,
                 q,
@@ -140,6 +145,7 @@ def verify_property(
                 attack=attack,
                 portion=1.0 / (len(queries) - ci),
                 case=ci,
+                progress=progress,
             )
             _add(res, v)
             verdicts.append(v.verdict)

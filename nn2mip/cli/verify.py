@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         bound_method=args.bounds,
         method=args.method,
+        progress=say,
         **kwargs,
     )
     text = result_text(res.result, res.x, res.y)

@@ -91,6 +91,28 @@ def test_verify_prints_only_the_verdict_with_out(tmp_path, capsys) -> None:
         assert len(out.read_text().splitlines()) > 1
 
 
+def test_verify_reports_its_stages_on_stderr(tmp_path, capsys) -> None:
+    """Without --quiet, verify says which stage runs, with elapsed time; stdout keeps only
+    the verdict (with --out)."""
+    from tests.cli.bad_files import _property
+
+    net = small_net()
+    model = save_network(net, tmp_path / "m.safetensors")
+    x = np.full(64, 0.5)
+    label = int(net.predict(x)[0])
+    prop = _property(tmp_path / "p.vnnlib", x, 0.01, label, 10)  # a small ball: bounds decide
+    out = tmp_path / "r.txt"
+    rc = main(["verify", str(model), str(prop), "--timeout", "60", "--out", str(out)])
+    assert rc == 0
+    captured = capsys.readouterr()
+    *lines, summary = captured.err.splitlines()
+    assert all(re.match(r"\[\s*\d+\.\d s\] ", line) for line in lines), lines
+    assert summary.startswith("nn2mip: unsat")
+    assert any("bounds (" in line for line in lines), lines
+    assert any("bounds done in" in line for line in lines), lines
+    assert captured.out.strip() == out.read_text().splitlines()[0]
+
+
 def test_mnist_found_through_the_environment(tmp_path, monkeypatch) -> None:
     import nn2mip.datasets
 
