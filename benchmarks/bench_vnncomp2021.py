@@ -38,8 +38,12 @@ from adversarial.bab import bab_fits  # noqa: E402
 from adversarial.methods import METHODS  # noqa: E402
 from adversarial.vnnlib_problem import verify_property  # noqa: E402
 from benchmarks.bench_vnncomp import judge, recheck_cex  # noqa: E402
+from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
 from nn2mip.vnnlib import load_vnnlib, result_text  # noqa: E402
+
+# The page block ``--write-page`` rewrites (BENCHMARKS.md section 3).
+TITLE = "VNN-COMP 2021 convolutional nets (issue 21)"
 
 DATA = ROOT.parent / "shared" / "data" / "vnncomp2021_conv"
 OUT = ROOT / "benchmarks" / "out"
@@ -201,6 +205,11 @@ def main() -> int:
     ap.add_argument("--bounds", default=None, help="bound method (default: the tightest, lp)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--report-only", action="store_true", help="only print the Markdown table")
+    ap.add_argument(
+        "--write-page",
+        action="store_true",
+        help=f"also put the table into BENCHMARKS.md's '{TITLE}' block",
+    )
     args = ap.parse_args()
     if not set_dir(args.set).is_dir():
         print(f"shared data not found at {set_dir(args.set)}", file=sys.stderr)
@@ -256,6 +265,8 @@ def main() -> int:
         text = report(args.set, rows, consensus, command)
         (out.with_suffix(".md")).write_text(text + "\n")
         print(text)
+        if args.write_page:
+            write_section(TITLE, text)
     wrong = sum(r["status"] == "WRONG" for r in rows)
     print(f"{len(rows)} instances recorded, {wrong} wrong", file=sys.stderr)
     return 1 if wrong else 0
