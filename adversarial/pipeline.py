@@ -102,6 +102,19 @@ class Verification:
         self.times[stage] = self.times.get(stage, 0.0) + seconds
 
 
+# In "auto", branch and bound is skipped for a net with a hidden layer wider than this: each
+# domain's bound pass costs a backward sweep through the whole layer (about 2 domains/s on
+# VNN-COMP 2021's avgpool CNN, one 23,328-unit layer), while the MIP only needs binaries for the
+# unstable units (its four hardest instances take 30-37 s as MIPs, > 300 s in branch and bound).
+BAB_MAX_WIDTH = 8192
+
+
+def bab_pays(network: Network) -> bool:
+    """Whether "auto" runs branch and bound on ``network``: no hidden layer wider than
+    ``BAB_MAX_WIDTH``."""
+    return all(layer.units <= BAB_MAX_WIDTH for layer in network.layers[:-1])
+
+
 def default_bound_method() -> str:
     """The tightest registered bound method: lp, else symbolic, else interval. (LP, not
     alpha-CROWN alone, for ReLU MLPs too: its small extra tightening after alpha-CROWN's start
@@ -253,6 +266,9 @@ class _Run:
         by_bab: dict[int, float] = {}
         bab_status = "timeout"
         use_bab = self.method != "mip" and bab_fits(net) and q.sign_stop
+        if use_bab and self.method == "auto" and not bab_pays(net):
+            use_bab = False
+            self.say(f"no branch and bound: a hidden layer is wider than {BAB_MAX_WIDTH} units")
         shares = budget.shares
         for stage in ("quick bab", "attack", "bab"):
             still = [k for k in open_k if k not in by_bab]

@@ -89,3 +89,24 @@ def test_bad_method_is_a_clear_error() -> None:
         verify(net, q, 10.0, method="simplex")
     with pytest.raises(InvalidInputError, match="time limit"):
         verify(net, q, -1.0)
+
+
+def test_auto_skips_branch_and_bound_on_a_wide_layer(monkeypatch) -> None:
+    """A hidden layer wider than BAB_MAX_WIDTH sends "auto" straight to the MIP (said on the
+    progress line); the verdict is the one branch and bound would give, and "bab" still runs."""
+    import adversarial.pipeline as pipeline
+
+    net = _net()
+    x = np.full(5, 0.1)
+    label = int(np.argmax(net.forward(x)))
+    q = ball_query(net, x, label, 0.06, "inf")
+    assert pipeline.bab_pays(net)
+    monkeypatch.setattr(pipeline, "BAB_MAX_WIDTH", 11)
+    assert not pipeline.bab_pays(net)
+    said: list[str] = []
+    v = verify(net, q, 60.0, method="auto", spec_bounds=False, progress=said.append)
+    assert v.verdict == "robust" and "bab" not in v.times
+    assert any("no branch and bound" in line for line in said)
+    assert {o.decided_by for o in v.outcomes} == {"mip"}
+    b = verify(net, q, 60.0, method="bab", spec_bounds=False)
+    assert b.verdict == "robust" and "bab" in b.times
