@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pruning.training import make_cnn
 from torch import nn
 
 from nn2mip.errors import UnsupportedLayerError
 from nn2mip.torch_io import from_torch, torch_forward
+from pruning.training import make_cnn
 
 
 def _randomize_bn(model: nn.Module, seed: int) -> nn.Module:
