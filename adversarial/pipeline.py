@@ -246,7 +246,7 @@ class _Run:
 
         # Bounds and one encoding.
         cap = budget.share(budget.shares.bounds_share * portion)
-        self.say(f"bounds ({out.bound_method}, at most {cap:.1f} s)")
+        self.say(f"bounds ({out.bound_method}" + (f", at most {cap:.1f} s)" if cap else ")"))
         form = build_formulation(net, region, bound_method=out.bound_method, time_limit=cap)
         out.add_time("bounds", form.bounds_time)
         out.add_time("build", form.build_time)
