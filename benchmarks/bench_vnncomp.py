@@ -23,6 +23,7 @@ import shlex  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -274,6 +275,53 @@ def _without_note(argv: list[str]) -> list[str]:
     return out
 
 
+def record_instances(
+    out: Path,
+    fields: list[str],
+    jobs: list[tuple[tuple[str, str], float, str, object]],
+    done: dict[tuple[str, str], dict[str, str]],
+    limit: int | None,
+    run: Callable[[object, float], dict[str, object]],
+    reference: str,
+) -> None:
+    """Run the ``jobs`` (key, timeout, reference verdict, job) not yet ``done``, at most
+    ``limit`` of them, appending each row to the CSV ``out`` at once (fsync: a killed run loses
+    at most the instance in flight). A verdict that contradicts the reference is reported loudly.
+    Shared by this script and ``bench_vnncomp2021.py``."""
+    fresh = not out.exists()
+    new = 0
+    with open(out, "a", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        if fresh:
+            w.writeheader()
+        for key, t, ref, job in jobs:
+            if key in done:
+                continue
+            if limit is not None and new >= limit:
+                break
+            row: dict[str, object] = {
+                "network": key[0],
+                "vnnlib": key[1],
+                "timeout": f"{t:g}",
+                reference: ref,
+            }
+            row.update(run(job, t))
+            row["status"] = judge(str(row["result"]), ref)
+            w.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+            done[key] = {k: str(v) for k, v in row.items()}
+            new += 1
+            flag = "   <<<<<< WRONG ANSWER" if row["status"] == "WRONG" else ""
+            print(
+                f"{key[0]} {key[1]:26s} {row['result']:8s} {reference} {ref:7s} "
+                f"{float(row['time_s']):7.2f} s  {row['decided_by']}{flag}",
+                flush=True,
+            )
+            if row["status"] == "WRONG":
+                print(f"WRONG ANSWER on {key}: {row}", file=sys.stderr, flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", nargs="+", default=None, help="e.g. 256x2 256x4 (default: all)")
@@ -306,37 +354,21 @@ def main() -> int:
     if args.nets:
         instances = [i for i in instances if any(f"_{n}." in i[0] for n in args.nets)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = 0
     if not args.report_only:
-        fresh = not args.out.exists()
-        with open(args.out, "a", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            if fresh:
-                w.writeheader()
-            for onnx_rel, prop_rel, timeout in instances:
-                key = (net_name(onnx_rel), Path(prop_rel).name)
-                if key in done:
-                    continue
-                if args.limit is not None and new >= args.limit:
-                    break
-                t = min(timeout, args.timeout_cap) if args.timeout_cap else timeout
-                off = official[key]["official_true_result"]
-                row = {"network": key[0], "vnnlib": key[1], "timeout": f"{t:g}", "official": off}
-                row.update(run_one(onnx_rel, prop_rel, t, args))
-                row["status"] = judge(str(row["result"]), off)
-                w.writerow(row)
-                f.flush()
-                os.fsync(f.fileno())
-                done[key] = {k: str(v) for k, v in row.items()}
-                new += 1
-                flag = "   <<<<<< WRONG ANSWER" if row["status"] == "WRONG" else ""
-                print(
-                    f"{key[0]} {key[1]:22s} {row['result']:8s} official {off:6s} "
-                    f"{float(row['time_s']):7.2f} s  {row['decided_by']}{flag}",
-                    flush=True,
-                )
-                if row["status"] == "WRONG":
-                    print(f"WRONG ANSWER on {key}: {row}", file=sys.stderr, flush=True)
+        jobs = []
+        for onnx_rel, prop_rel, timeout in instances:
+            key = (net_name(onnx_rel), Path(prop_rel).name)
+            t = min(timeout, args.timeout_cap) if args.timeout_cap else timeout
+            jobs.append((key, t, official[key]["official_true_result"], (onnx_rel, prop_rel)))
+        record_instances(
+            args.out,
+            FIELDS,
+            jobs,
+            done,
+            args.limit,
+            lambda job, t: run_one(*job, t, args),
+            "official",
+        )
     rows = list(done.values())
     argv = " ".join(shlex.quote(a) for a in _without_note(sys.argv[1:]))
     command = f"nice -n 10 python benchmarks/bench_vnncomp.py {argv}".strip()

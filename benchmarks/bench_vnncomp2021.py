@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from adversarial.bab import bab_fits  # noqa: E402
 from adversarial.methods import METHODS  # noqa: E402
 from adversarial.vnnlib_problem import verify_property  # noqa: E402
-from benchmarks.bench_vnncomp import judge, recheck_cex  # noqa: E402
+from benchmarks.bench_vnncomp import recheck_cex, record_instances  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
 from nn2mip.vnnlib import load_vnnlib, result_text  # noqa: E402
@@ -227,37 +227,21 @@ def main() -> int:
     if args.nets:
         instances = [i for i in instances if any(n in i[0] for n in args.nets)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = 0
     if not args.report_only:
-        fresh = not out.exists()
-        with open(out, "a", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            if fresh:
-                w.writeheader()
-            for onnx_rel, prop_rel, timeout in instances:
-                key = (Path(onnx_rel).name, Path(prop_rel).name)
-                if key in done:
-                    continue
-                if args.limit is not None and new >= args.limit:
-                    break
-                t = min(timeout, args.timeout_cap) if args.timeout_cap else timeout
-                cons = consensus[key]["consensus"]
-                row = {"network": key[0], "vnnlib": key[1], "timeout": f"{t:g}", "consensus": cons}
-                row.update(run_one(args.set, onnx_rel, prop_rel, t, args))
-                row["status"] = judge(str(row["result"]), cons)
-                w.writerow(row)
-                f.flush()
-                os.fsync(f.fileno())
-                done[key] = {k: str(v) for k, v in row.items()}
-                new += 1
-                flag = "   <<<<<< WRONG ANSWER" if row["status"] == "WRONG" else ""
-                print(
-                    f"{key[0]} {key[1]:26s} {row['result']:8s} consensus {cons:7s} "
-                    f"{float(row['time_s']):7.2f} s  {row['decided_by']}{flag}",
-                    flush=True,
-                )
-                if row["status"] == "WRONG":
-                    print(f"WRONG ANSWER on {key}: {row}", file=sys.stderr, flush=True)
+        jobs = []
+        for onnx_rel, prop_rel, timeout in instances:
+            key = (Path(onnx_rel).name, Path(prop_rel).name)
+            t = min(timeout, args.timeout_cap) if args.timeout_cap else timeout
+            jobs.append((key, t, consensus[key]["consensus"], (onnx_rel, prop_rel)))
+        record_instances(
+            out,
+            FIELDS,
+            jobs,
+            done,
+            args.limit,
+            lambda job, t: run_one(args.set, *job, t, args),
+            "consensus",
+        )
     rows = list(done.values())
     argv = " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--report-only")
     command = f"nice -n 10 python benchmarks/bench_vnncomp2021.py {argv}".strip()
