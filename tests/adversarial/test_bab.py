@@ -122,7 +122,8 @@ def test_a_step_that_overruns_the_deadline_stops_the_search_with_its_domains_ope
     import adversarial.bab as bab
 
     net, lo, hi, dj, form = _slow_true_instance()
-    deadline = time.perf_counter() + 0.5
+    # 2 s, not less: on a loaded machine the root's own bound pass ran past a 0.5 s deadline.
+    deadline = time.perf_counter() + 2.0
     late: list[str] = []
 
     def recorded(name, real):
