@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adversarial.methods import METHODS  # noqa: E402
-from adversarial.vnnlib_problem import verify_property  # noqa: E402
+from adversarial.vnnlib_problem import VerifyResult, verify_property  # noqa: E402
 from benchmarks.markdown import write_section  # noqa: E402
+from nn2mip.network import Network  # noqa: E402
 from nn2mip.onnx_io import load_onnx  # noqa: E402
 from nn2mip.vnnlib import load_vnnlib, read_counterexample, result_text  # noqa: E402
 
@@ -112,13 +113,15 @@ def recheck_cex(out_file: Path, onnx_file: Path, network, prop) -> tuple[bool, s
     return bool(ok), str(bool(prop.is_violated_by(x, y32.astype(np.float64), 1e-9)))
 
 
-def run_one(
-    onnx_rel: str, prop_rel: str, timeout: float, args: argparse.Namespace
-) -> dict[str, object]:
+def verify_and_recheck(
+    onnx_file: Path, prop_file: Path, timeout: float, args: argparse.Namespace, cex_file: Path
+) -> tuple[Network, VerifyResult, dict[str, object]]:
+    """``verify_property`` on one instance, timed; a sat counterexample is written to
+    ``cex_file`` in the VNN-COMP format, read back and re-checked (float64 and onnxruntime).
+    Returns the net, the result and the CSV fields both VNN-COMP scripts record."""
     t0 = time.perf_counter()
-    onnx_file = DATA / onnx_rel
     net = load_onnx(onnx_file)
-    prop = load_vnnlib(DATA / "vnncomp2022" / prop_rel)
+    prop = load_vnnlib(prop_file)
     r = verify_property(
         net, prop, timeout, threads=args.threads, bound_method=args.bounds, method=args.method
     )
@@ -126,30 +129,41 @@ def run_one(
     cex_ok: object = ""
     ort_ok = ""
     if r.result == "sat":
-        cex_dir = OUT / "cex"
-        cex_dir.mkdir(parents=True, exist_ok=True)
-        f = cex_dir / f"{net_name(onnx_rel)}_{Path(prop_rel).stem}.counterexample"
-        f.write_text(result_text(r.result, r.x, r.y))
-        cex_ok, ort_ok = recheck_cex(f, onnx_file, net, prop)
-    return {
-        "result": r.result,
-        "time_s": f"{elapsed:.3f}",
-        "verify_s": f"{r.total_time:.3f}",
-        "decided_by": r.decided_by,
-        "bound_method": r.bound_method,
-        "binaries": max((s.binaries for s in r.stats), default=0),
-        "mip_solves": r.mip_solves,
-        "nodes": r.nodes,
-        "method": args.method,
-        "bab_s": f"{r.bab_time:.3f}",
-        "bab_domains": r.bab_domains,
-        "cex_rechecked": cex_ok,
-        "onnxruntime_agrees": ort_ok,
-        "note": r.note[:200],
-    }
+        cex_file.parent.mkdir(parents=True, exist_ok=True)
+        cex_file.write_text(result_text(r.result, r.x, r.y))
+        cex_ok, ort_ok = recheck_cex(cex_file, onnx_file, net, prop)
+    return (
+        net,
+        r,
+        {
+            "result": r.result,
+            "time_s": f"{elapsed:.3f}",
+            "verify_s": f"{r.total_time:.3f}",
+            "decided_by": r.decided_by,
+            "bound_method": r.bound_method,
+            "binaries": max((s.binaries for s in r.stats), default=0),
+            "mip_solves": r.mip_solves,
+            "nodes": r.nodes,
+            "bab_domains": r.bab_domains,
+            "cex_rechecked": cex_ok,
+            "onnxruntime_agrees": ort_ok,
+            "note": r.note[:200],
+        },
+    )
 
 
-def _median(xs: list[float]) -> str:
+def run_one(
+    onnx_rel: str, prop_rel: str, timeout: float, args: argparse.Namespace
+) -> dict[str, object]:
+    cex = OUT / "cex" / f"{net_name(onnx_rel)}_{Path(prop_rel).stem}.counterexample"
+    _, r, row = verify_and_recheck(
+        DATA / onnx_rel, DATA / "vnncomp2022" / prop_rel, timeout, args, cex
+    )
+    return {**row, "method": args.method, "bab_s": f"{r.bab_time:.3f}"}
+
+
+def median_text(xs: list[float]) -> str:
+    """The median to one decimal, "-" for none."""
     return f"{statistics.median(xs):.1f}" if xs else "-"
 
 
@@ -192,8 +206,8 @@ def report(rows: list[dict[str, str]], official: dict, command: str, note: str =
         tos = sorted({r["timeout"] for r in rs})
         lines.append(
             f"| {net} | {len(rs)} | {'/'.join(tos)} | {sat} | {unsat} | "
-            f"{f'**{wrong}**' if wrong else 0} | {open_} | {_median(solved_t)} | "
-            f"{len(abc_t)} | {_median(abc_t)} | {cex.count('True')}/{len(cex)} | "
+            f"{f'**{wrong}**' if wrong else 0} | {open_} | {median_text(solved_t)} | "
+            f"{len(abc_t)} | {median_text(abc_t)} | {cex.count('True')}/{len(cex)} | "
             f"{ort.count('True')}/{len(ort)} |"
         )
         for key, v in zip(totals, (len(rs), sat, unsat, wrong, open_, len(abc_t)), strict=True):

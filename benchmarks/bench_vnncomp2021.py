@@ -28,7 +28,6 @@ import csv  # noqa: E402
 import shlex  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from adversarial.bab import bab_fits  # noqa: E402
 from adversarial.methods import METHODS  # noqa: E402
-from adversarial.vnnlib_problem import verify_property  # noqa: E402
-from benchmarks.bench_vnncomp import recheck_cex, record_instances  # noqa: E402
+from benchmarks.bench_vnncomp import (  # noqa: E402
+    median_text,
+    record_instances,
+    verify_and_recheck,
+)
 from benchmarks.markdown import write_section  # noqa: E402
-from nn2mip.onnx_io import load_onnx  # noqa: E402
-from nn2mip.vnnlib import load_vnnlib, result_text  # noqa: E402
 
 # The page block ``--write-page`` rewrites (BENCHMARKS.md section 3).
 TITLE = "VNN-COMP 2021 convolutional nets (issue 21)"
@@ -96,43 +96,12 @@ def load_done(path: Path) -> dict[tuple[str, str], dict[str, str]]:
 def run_one(
     name: str, onnx_rel: str, prop_rel: str, timeout: float, args: argparse.Namespace
 ) -> dict[str, object]:
-    t0 = time.perf_counter()
-    onnx_file = set_dir(name) / onnx_rel
-    net = load_onnx(onnx_file)
-    prop = load_vnnlib(set_dir(name) / prop_rel)
-    r = verify_property(
-        net, prop, timeout, threads=args.threads, bound_method=args.bounds, method=args.method
+    cex = OUT / "cex2021" / f"{Path(onnx_rel).stem}_{Path(prop_rel).stem}.counterexample"
+    net, r, row = verify_and_recheck(
+        set_dir(name) / onnx_rel, set_dir(name) / prop_rel, timeout, args, cex
     )
-    elapsed = time.perf_counter() - t0
-    cex_ok: object = ""
-    ort_ok = ""
-    if r.result == "sat":
-        cex_dir = OUT / "cex2021"
-        cex_dir.mkdir(parents=True, exist_ok=True)
-        f = cex_dir / f"{Path(onnx_rel).stem}_{Path(prop_rel).stem}.counterexample"
-        f.write_text(result_text(r.result, r.x, r.y))
-        cex_ok, ort_ok = recheck_cex(f, onnx_file, net, prop)
     search = "mip" if args.method == "mip" or not bab_fits(net) else args.method
-    return {
-        "result": r.result,
-        "time_s": f"{elapsed:.3f}",
-        "verify_s": f"{r.total_time:.3f}",
-        "decided_by": r.decided_by,
-        "search": search,
-        "bound_method": r.bound_method,
-        "bounds_s": f"{r.bounds_time:.3f}",
-        "binaries": max((s.binaries for s in r.stats), default=0),
-        "mip_solves": r.mip_solves,
-        "nodes": r.nodes,
-        "bab_domains": r.bab_domains,
-        "cex_rechecked": cex_ok,
-        "onnxruntime_agrees": ort_ok,
-        "note": r.note[:200],
-    }
-
-
-def _median(xs: list[float]) -> str:
-    return f"{statistics.median(xs):.1f}" if xs else "-"
+    return {**row, "search": search, "bounds_s": f"{r.bounds_time:.3f}"}
 
 
 def report(name: str, rows: list[dict[str, str]], consensus: dict, command: str) -> str:
@@ -159,7 +128,7 @@ def report(name: str, rows: list[dict[str, str]], consensus: dict, command: str)
         lines.append(
             f"| {net} | {len(rs)} | {'/'.join(sorted({r['timeout'] for r in rs}))} | {sat} | "
             f"{unsat} | {f'**{wrong}**' if wrong else 0} | {len(rs) - len(ok) - wrong} | "
-            f"{_median([float(r['time_s']) for r in ok])} | "
+            f"{median_text([float(r['time_s']) for r in ok])} | "
             f"{sum(float(r['time_s']) for r in rs):.0f} | "
             f"{cons.count('sat')}/{cons.count('unsat')}/{cons.count('unknown')} | "
             f"{cex.count('True')}/{len(cex)} | {ort.count('True')}/{len(ort)} |"

@@ -13,21 +13,10 @@ from onnx import TensorProto, helper, numpy_helper
 from nn2mip.cli import main
 from nn2mip.onnx_io import save_onnx
 from nn2mip.vnnlib import load_vnnlib, read_counterexample
+from tests.cli.bad_files import _property
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_FC = ROOT / ".." / "shared" / "data" / "vnncomp_mnist_fc"
-
-
-def _robustness_file(path: Path, x: np.ndarray, eps: float, label: int, n_out: int) -> Path:
-    lines = [f"(declare-const X_{i} Real)" for i in range(x.size)]
-    lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
-    for i, v in enumerate(x):
-        lines.append(f"(assert (>= X_{i} {float(v - eps)!r}))")
-        lines.append(f"(assert (<= X_{i} {float(v + eps)!r}))")
-    ors = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_out) if j != label)
-    lines.append(f"(assert (or {ors}))")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture()
@@ -47,13 +36,13 @@ def _errors(capsys, argv):
 
 def test_verify_unsat_and_sat_on_own_network(tmp_path, capsys, digits_onnx):
     net, model, x, label = digits_onnx
-    tiny = _robustness_file(tmp_path / "tiny.vnnlib", x, 1e-4, label, net.output_size)
+    tiny = _property(tmp_path / "tiny.vnnlib", x, 1e-4, label, net.output_size)
     out = tmp_path / "res.txt"
     rc = main(["verify", str(model), str(tiny), "--timeout", "30", "--out", str(out)])
     assert rc == 0
     assert capsys.readouterr().out.splitlines()[0] == "unsat"
     assert out.read_text() == "unsat\n"
-    wide = _robustness_file(tmp_path / "wide.vnnlib", x, 0.5, label, net.output_size)
+    wide = _property(tmp_path / "wide.vnnlib", x, 0.5, label, net.output_size)
     rc = main(["verify", str(model), str(wide), "--timeout", "30", "--out", str(out)])
     assert rc == 0
     assert capsys.readouterr().out.splitlines()[0] == "sat"
@@ -99,7 +88,7 @@ def _unsupported_onnx(path: Path) -> Path:
 
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys, digits_onnx):
     net, model, x, label = digits_onnx
-    good = _robustness_file(tmp_path / "good.vnnlib", x, 0.01, label, net.output_size)
+    good = _property(tmp_path / "good.vnnlib", x, 0.01, label, net.output_size)
     malformed = tmp_path / "bad.vnnlib"
     malformed.write_text("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (<= X_0 1)\n")
     small = tmp_path / "small.vnnlib"
